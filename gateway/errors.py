@@ -1,0 +1,173 @@
+"""The gateway's one exception hierarchy.
+
+Every failure a caller can see is a `GatewayError`: a canonical gRPC code, a message that is
+safe to show (never credentials, signatures or request parameters), and the
+`google.rpc.Status` details that machines act on (ErrorInfo always, RetryInfo when waiting
+helps, BadRequest or QuotaFailure where they apply). Stages raise these; only the edge
+(`gateway.services`) turns them into a gRPC status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+#: ErrorInfo.domain for errors the gateway itself decides (validation, shedding, deadlines).
+GATEWAY_DOMAIN = "mlgw.gateway"
+#: The trailer that carries google.rpc.Status (gRFC and grpcio-status agree on this key).
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One invalid request field, named by its proto path (for example `promotions[0].name`)."""
+
+    field: str
+    description: str
+
+
+class GatewayError(Exception):
+    """A failure with a canonical gRPC code and rich status details."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        domain: str = GATEWAY_DOMAIN,
+        metadata: dict[str, str] | None = None,
+        retry_after: float | None = None,
+        extra_details: Sequence[Message] = (),
+        code: grpc.StatusCode | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.reason = reason
+        self.domain = domain
+        self.metadata = dict(metadata or {})
+        self.retry_after = retry_after
+        self.extra_details = tuple(extra_details)
+
+    def details(self) -> list[Message]:
+        """The google.rpc detail messages, ErrorInfo first (AIP-193: exactly one ErrorInfo)."""
+        out: list[Message] = [
+            error_details_pb2.ErrorInfo(
+                reason=self.reason, domain=self.domain, metadata=self.metadata
+            )
+        ]
+        if self.retry_after is not None:
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(int(max(self.retry_after, 0.0) * 1e9))
+            out.append(error_details_pb2.RetryInfo(retry_delay=delay))
+        out.extend(self.extra_details)
+        return out
+
+    def to_status(self) -> status_pb2.Status:
+        packed = []
+        for detail in self.details():
+            box = any_pb2.Any()
+            box.Pack(detail)
+            packed.append(box)
+        return status_pb2.Status(code=_RPC_CODES[self.code], message=self.message, details=packed)
+
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        return ((STATUS_DETAILS_KEY, self.to_status().SerializeToString()),)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code.name}, {self.reason}, {self.message!r})"
+
+
+class InvalidRequest(GatewayError):
+    """The request breaks a documented rule; it never reaches the upstream."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: Iterable[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        fields = ", ".join(v.field for v in self.violations)
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in self.violations
+            ]
+        )
+        super().__init__(
+            f"invalid request: {fields}",
+            reason="INVALID_REQUEST",
+            metadata={"fields": fields},
+            extra_details=[bad_request],
+        )
+
+
+class DeadlineExceeded(GatewayError):
+    """The caller's deadline passed before the upstream answered."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class UpstreamError(GatewayError):
+    """An AWS service (or the connection to it) failed; the code comes from the error table."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: grpc.StatusCode,
+        reason: str,
+        service: str,
+        request_id: str | None = None,
+        aws_code: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+        throttled: bool = False,
+    ) -> None:
+        metadata = {"service": service}
+        if aws_code:
+            metadata["awsErrorCode"] = aws_code
+        if request_id:
+            metadata["awsRequestId"] = request_id
+        super().__init__(
+            message,
+            code=code,
+            reason=reason,
+            domain=f"{service}.amazonaws.com",
+            metadata=metadata,
+            retry_after=retry_after,
+        )
+        self.service = service
+        self.aws_code = aws_code
+        self.request_id = request_id
+        self.retryable = retryable
+        self.throttled = throttled
+
+
+_RPC_CODES: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: code_pb2.OK,
+    grpc.StatusCode.CANCELLED: code_pb2.CANCELLED,
+    grpc.StatusCode.UNKNOWN: code_pb2.UNKNOWN,
+    grpc.StatusCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    grpc.StatusCode.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
+    grpc.StatusCode.NOT_FOUND: code_pb2.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
+    grpc.StatusCode.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    grpc.StatusCode.ABORTED: code_pb2.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
+    grpc.StatusCode.UNIMPLEMENTED: code_pb2.UNIMPLEMENTED,
+    grpc.StatusCode.INTERNAL: code_pb2.INTERNAL,
+    grpc.StatusCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
+    grpc.StatusCode.DATA_LOSS: code_pb2.DATA_LOSS,
+    grpc.StatusCode.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
+}

@@ -1,0 +1,137 @@
+"""One gateway process: the grpc.aio server, its pipeline, health, reflection and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from typing import Any
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway import metrics
+from gateway.config import Config, ServerConfig
+from gateway.operations import OPERATIONS, Operation
+from gateway.pipeline import Handler, Stage, compose
+from gateway.pipeline.validate import Validate
+from gateway.services import Deadlines, method_handlers
+from gateway.upstream.clients import open_clients
+from gateway.upstream.invoke import Upstream
+
+log = logging.getLogger("gateway.server")
+
+
+def grpc_options(cfg: ServerConfig) -> list[tuple[str, Any]]:
+    """Transport limits; each is documented in README.md ("Transport limits")."""
+    ms = 1000
+    return [
+        # A second process on the same port is an error unless we asked for workers.
+        ("grpc.so_reuseport", 1 if cfg.workers > 1 else 0),
+        ("grpc.max_receive_message_length", cfg.max_receive_message_bytes),
+        ("grpc.max_send_message_length", cfg.max_send_message_bytes),
+        ("grpc.max_concurrent_streams", cfg.max_concurrent_streams),
+        ("grpc.keepalive_time_ms", int(cfg.keepalive_time_seconds * ms)),
+        ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_seconds * ms)),
+        ("grpc.http2.min_ping_interval_without_data_ms", int(cfg.min_ping_interval_seconds * ms)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_idle_ms", int(cfg.max_connection_idle_seconds * ms)),
+        ("grpc.max_connection_age_ms", int(cfg.max_connection_age_seconds * ms)),
+        ("grpc.max_connection_age_grace_ms", int(cfg.max_connection_age_grace_seconds * ms)),
+    ]
+
+
+class Gateway:
+    """Start, serve and drain one gateway process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        worker_index: int = 0,
+        credentials: tuple[str, str] | None = None,
+        operations: tuple[Operation, ...] = OPERATIONS,
+    ) -> None:
+        self.config = config
+        self.operations = operations
+        self.port = 0
+        self.metrics_port = 0
+        self._worker_index = worker_index
+        self._credentials = credentials
+        self._stack = AsyncExitStack()
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+
+    def stages(self) -> list[Stage]:
+        """The pipeline, first stage first."""
+        return [Validate()]
+
+    async def start(self) -> int:
+        cfg = self.config
+        clients = await open_clients(
+            cfg.upstream, {op.upstream for op in self.operations}, self._stack, self._credentials
+        )
+        upstream, stages = Upstream(clients), self.stages()
+
+        def pipeline(op: Operation) -> Handler:
+            return compose(op, stages, upstream.handler(op))
+
+        server = grpc.aio.server(
+            options=grpc_options(cfg.server),
+            maximum_concurrent_rpcs=cfg.server.max_concurrent_rpcs,
+        )
+        handlers = method_handlers(self.operations, pipeline, Deadlines.from_config(cfg.upstream))
+        for service, methods in handlers.items():
+            server.add_registered_method_handlers(service, methods)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [*handlers, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+        self.port = server.add_insecure_port(f"{cfg.server.host}:{cfg.server.port}")
+        await server.start()
+        self._server = server
+        for name in ("", *handlers):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._start_metrics()
+        log.info("gateway serving", extra={"port": self.port, "worker": self._worker_index})
+        return self.port
+
+    async def _start_metrics(self) -> None:
+        cfg = self.config.metrics
+        if cfg.port <= 0:
+            return
+
+        async def serve_metrics(_: web.Request) -> web.Response:
+            return web.Response(body=metrics.exposition(), content_type="text/plain")
+
+        app = web.Application()
+        app.router.add_get("/metrics", serve_metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.host, cfg.port + self._worker_index)
+        await site.start()
+        self._stack.push_async_callback(runner.cleanup)
+        self.metrics_port = cfg.port + self._worker_index
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let in-flight calls finish within `grace`, release clients."""
+        if self._server is not None:
+            await self._health.enter_graceful_shutdown()
+            grace = self.config.server.grace_seconds if grace is None else grace
+            await self._server.stop(grace)
+            self._server = None
+        await self._stack.aclose()
+
+    async def serve_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        log.info("draining", extra={"grace_seconds": self.config.server.grace_seconds})
+        await self.stop()
+        log.info("stopped")

@@ -1,0 +1,1 @@
+"""The upstream side: aiobotocore clients, proto <-> botocore mapping, AWS error mapping."""
