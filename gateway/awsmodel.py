@@ -1,18 +1,20 @@
 """botocore's service models: loading them, and validating parameters against them.
 
 The model of the pinned botocore version is the one source of truth for every member's
-type, requiredness, lengths, ranges, patterns and enum values. Both the gateway (before a
-request may reach AWS) and the emulator (which must reject what AWS rejects) validate with
-`ShapeValidator`, so the two can never disagree about a rule.
+type, requiredness, lengths, ranges, patterns and enum values; the gateway validates every
+request with `ShapeValidator` before it may reach AWS. The emulator has its own validator
+(`gateway.emulator.validation`, AWS-worded messages, JSON type errors) on purpose: it stands
+in for AWS, so the integration tests cross-check this one against an independent reading
+of the same model. Both share the Java-pattern translation in `gateway.patterns`.
 
-Violations carry a path of AWS member names, list indexes and map keys; each caller renders
-it in its own vocabulary (the emulator as AWS does, the gateway as proto field paths).
+Violations carry a path of AWS member names, list indexes and map keys; the gateway renders
+it as proto field paths. Values come from typed proto messages, so only constraints (not
+JSON types) are checked here.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +22,8 @@ from typing import Any
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
+
+from gateway.patterns import compile_aws_pattern
 
 PathPart = str | int
 Path = tuple[PathPart, ...]
@@ -163,7 +167,8 @@ def _map_entries(key_check: _Check, value_check: _Check) -> _Check:
 def _string(shape: Shape) -> _Check:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     enum = frozenset(shape.enum) if getattr(shape, "enum", None) else None
-    pattern = _java_pattern(shape.metadata["pattern"]) if "pattern" in shape.metadata else None
+    source = shape.metadata.get("pattern")
+    pattern = compile_aws_pattern(source) if source is not None else None
 
     def check(value: Any, path: Path, out: list[Violation]) -> None:
         size = len(value)
@@ -174,7 +179,7 @@ def _string(shape: Shape) -> _Check:
         elif enum is not None and value not in enum:
             out.append(Violation(path, f"must be one of {', '.join(sorted(enum))}"))
         elif pattern is not None and pattern.fullmatch(value) is None:
-            out.append(Violation(path, f"must match the pattern {pattern.pattern}"))
+            out.append(Violation(path, f"must match the pattern {source}"))
 
     return check
 
@@ -191,36 +196,3 @@ def _number(shape: Shape) -> _Check:
             out.append(Violation(path, f"must be at most {high}"))
 
     return check
-
-
-# AWS patterns are Java regular expressions matched against the whole value. Python's `re`
-# lacks Unicode property classes, so the few the scoped models use are translated to their
-# nearest `re` equivalents: inside a character class \p{L}/\p{N} become \w/\d (the classes
-# that use them also admit digits and "_"), \p{Z} becomes \s.
-_IN_CLASS = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s", r"\p{ASCII}": r"\x00-\x7f"}
-_OUTSIDE = {r"\p{ASCII}": r"[\x00-\x7f]", r"\p{L}": r"[^\W\d_]", r"\p{N}": r"\d"}
-
-
-def _java_pattern(source: str) -> re.Pattern[str]:
-    return re.compile(_translate(source), re.DOTALL)
-
-
-def _translate(source: str) -> str:
-    out, depth, i = [], 0, 0
-    while i < len(source):
-        if source.startswith("\\p{", i):
-            end = source.index("}", i) + 1
-            table = _IN_CLASS if depth else _OUTSIDE
-            out.append(table[source[i:end]])
-            i = end
-            continue
-        char = source[i]
-        if char == "\\":
-            out.append(source[i : i + 2])
-            i += 2
-            continue
-        depth += char == "["
-        depth -= char == "]" and depth > 0
-        out.append(char)
-        i += 1
-    return "".join(out)

@@ -86,6 +86,8 @@ def _endpoint(
                 _metadata(context),
             )
             response = await pipeline(call)
+            if call.reply_metadata:
+                context.set_trailing_metadata(tuple(call.reply_metadata))
         except GatewayError as error:
             recorded.code(error.code).inc()
             _log_error(op, error, context)

@@ -15,7 +15,7 @@ from gateway.upstream.mapping import to_aws
 class Call:
     """One RPC: its operation row, request message, absolute deadline and metadata."""
 
-    __slots__ = ("_params", "deadline", "metadata", "op", "request")
+    __slots__ = ("_params", "deadline", "metadata", "op", "reply_metadata", "request")
 
     def __init__(
         self,
@@ -30,6 +30,8 @@ class Call:
         self.deadline = deadline
         self.metadata: Mapping[str, str] = metadata or {}
         self._params: dict[str, Any] | None = None
+        #: Metadata stages attach to the answer (cache status, ...), sent as trailers.
+        self.reply_metadata: list[tuple[str, str]] = []
 
     @property
     def params(self) -> dict[str, Any]:

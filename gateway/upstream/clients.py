@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
+from functools import cache
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -34,6 +35,13 @@ def client_config(cfg: UpstreamConfig) -> AioConfig:
     )
 
 
+@cache
+def _session() -> AioSession:
+    # One per process: it holds the loaded service models and the credential resolver, so a
+    # restart of the gateway within a process (tests, reloads) reuses both.
+    return AioSession()
+
+
 async def open_clients(
     cfg: UpstreamConfig,
     services: Iterable[str],
@@ -41,7 +49,7 @@ async def open_clients(
     credentials: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Create the clients inside `stack`; `credentials` overrides the chain (emulator only)."""
-    session = AioSession()
+    session = _session()
     region = cfg.region or session.get_config_variable("region") or DEFAULT_REGION
     config = client_config(cfg)
     clients: dict[str, Any] = {}

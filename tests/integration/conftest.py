@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -18,24 +18,48 @@ from gateway.server import Gateway
 TEST_CREDENTIALS = ("testing-access-key", "testing-secret-key")
 
 
-def gateway_config(endpoint_url: str, **server: Any) -> Config:
+def gateway_config(
+    endpoint_url: str,
+    *,
+    server: dict[str, Any] | None = None,
+    upstream: dict[str, Any] | None = None,
+    metrics_port: int = 0,
+) -> Config:
     return Config.from_dict(
         {
-            "server": {"host": "127.0.0.1", "port": 0, "grace_seconds": 5.0, **server},
-            "metrics": {"port": 0},
-            "upstream": {"endpoint_url": endpoint_url, "region": "us-east-1"},
+            "server": {"host": "127.0.0.1", "port": 0, "grace_seconds": 5.0, **(server or {})},
+            "metrics": {"host": "127.0.0.1", "port": metrics_port},
+            "upstream": {"endpoint_url": endpoint_url, "region": "us-east-1", **(upstream or {})},
         }
     )
 
 
+GatewayFactory = Callable[..., Awaitable[Gateway]]
+
+
 @pytest.fixture
-async def gateway(emulator: Any) -> AsyncIterator[Gateway]:
-    gw = Gateway(gateway_config(emulator.endpoint_url), credentials=TEST_CREDENTIALS)
-    await gw.start()
+async def make_gateway(emulator: Any) -> AsyncIterator[GatewayFactory]:
+    """`await make_gateway(upstream={...}, server={...})`: a started in-process gateway."""
+    started: list[Gateway] = []
+
+    async def make(**settings: Any) -> Gateway:
+        gw = Gateway(
+            gateway_config(emulator.endpoint_url, **settings), credentials=TEST_CREDENTIALS
+        )
+        await gw.start()
+        started.append(gw)
+        return gw
+
     try:
-        yield gw
+        yield make
     finally:
-        await gw.stop(0)
+        for gw in started:
+            await gw.stop(0)
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory) -> Gateway:
+    return await make_gateway()
 
 
 class Stubs:

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.awsmodel import _translate, input_validator, render_aws_path
+from gateway.awsmodel import input_validator, render_aws_path
 
 
 def violations(service: str, op: str, params: dict[str, object]) -> dict[str, str]:
@@ -47,12 +47,18 @@ def test_required_enum_and_union() -> None:
 
 
 @pytest.mark.parametrize(
-    ("java", "python"),
-    [
-        (r"\p{ASCII}{0,1500}", r"[\x00-\x7f]{0,1500}"),
-        (r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$", r"^([\w\s\d_.:/=+\-@]*)$"),
-        (r"[a-z\]\p{L}]", r"[a-z\]\w]"),
-    ],
+    ("key", "ok"),
+    [("team", True), ("équipe 1", True), ("a@b:c/d", True), ("bad#key", False)],
 )
-def test_java_patterns_translate(java: str, python: str) -> None:
-    assert _translate(java) == python
+def test_java_unicode_classes_are_enforced(key: str, ok: bool) -> None:
+    """Personalize tag keys use \\p{L}\\p{Z}\\p{N}, which Python's re cannot parse as is."""
+    found = violations(
+        "personalize", "CreateBatchInferenceJob", {"tags": [{"tagKey": key, "tagValue": "v"}]}
+    )
+    assert ("tags[0].tagKey" not in found) is ok
+
+
+def test_dot_does_not_match_a_newline_as_in_java() -> None:
+    arn = "arn:aws:personalize:us-east-1:1:campaign/\nx"
+    found = violations("personalize-runtime", "GetRecommendations", {"campaignArn": arn})
+    assert "pattern" in found["campaignArn"]
