@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e clients/python -e '.[dev]'
 	touch $@
 
+# Not `npm ci`: the registry serves buf's binaries for some platforms at an older version, so
+# the lock file lists only the ones it could resolve and `npm ci` refuses it as out of sync.
+# `--no-save` installs exactly the locked versions and leaves the lock file untouched.
 $(BUF): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup: $(STAMP) $(BUF)
