@@ -1,0 +1,179 @@
+"""The shared tier, end to end: two gateway processes on one Redis; a dead or silent Redis.
+
+The sharing test starts two real `gateway serve` processes (not two Gateway objects in this
+process): that is the deployment being promised, and it proves the entry written by one
+process (wall-clock stored time, serialized answer, key derivation) is read by another
+interpreter with its own L1, clock and Redis connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
+from redis.asyncio import Redis
+
+from gateway import metrics
+from gateway.supervisor import free_port
+from tests.integration.cache_support import (
+    answer,
+    config,
+    eventually,
+    recs,
+    serving,
+    upstream_calls,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@asynccontextmanager
+async def gateway_process(
+    emulator: Any, tmp_path: Path, name: str, prefix: str
+) -> AsyncIterator[personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub]:
+    port = free_port()
+    cfg = tmp_path / f"{name}.toml"
+    cfg.write_text(
+        f'[server]\nhost = "127.0.0.1"\ngrace_seconds = 1.0\n'
+        f'[upstream]\nendpoint_url = "{emulator.endpoint_url}"\nregion = "us-east-1"\n'
+        f'[redis]\nurl = "{REDIS_URL}"\ntimeout_seconds = 0.25\n'
+        f'[cache]\nkey_prefix = "{prefix}"\n'
+        '[logging]\nlevel = "WARNING"\n'
+    )
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    log = (tmp_path / f"{name}.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--config", str(cfg),
+        "--port", str(port), "--metrics-port", "0",
+        cwd=ROOT, env=env, stdout=log, stderr=log,
+    )  # fmt: skip
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                async with asyncio.timeout(30):
+                    await channel.channel_ready()
+            except TimeoutError:
+                raise AssertionError((tmp_path / f"{name}.log").read_text()) from None
+            yield personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)
+    finally:
+        process.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        log.close()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[tuple[Redis, str]]:
+    """A unique key prefix on the real Redis; its keys are deleted afterwards."""
+    prefix = f"mlgw:test:{uuid.uuid4().hex}:"
+    client = Redis.from_url(REDIS_URL)
+    try:
+        yield client, prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_two_gateway_processes_share_hits_through_redis(
+    emulator: Any, tmp_path: Path, redis_prefix: tuple[Redis, str]
+) -> None:
+    redis, prefix = redis_prefix
+    async with AsyncExitStack() as stack:
+        first, second = await asyncio.gather(
+            stack.enter_async_context(gateway_process(emulator, tmp_path, "a", prefix)),
+            stack.enter_async_context(gateway_process(emulator, tmp_path, "b", prefix)),
+        )
+        response, meta = await answer(first.GetRecommendations(recs()))
+        assert meta["mlgw-cache"] == "miss"
+
+        async def written() -> bool:  # the write to Redis is in the background
+            return bool([key async for key in redis.scan_iter(match=f"{prefix}*")])
+
+        await eventually(written)
+        shared, meta = await answer(second.GetRecommendations(recs()))
+        assert meta["mlgw-cache"] == "hit"
+        assert meta["mlgw-cache-tier"] == "shared"
+        assert shared == response
+        _, meta = await answer(second.GetRecommendations(recs()))
+        assert meta["mlgw-cache-tier"] == "local"  # now in the second process's own L1
+        _, meta = await answer(second.GetRecommendations(recs("u2")))
+        assert meta["mlgw-cache"] == "miss"
+    assert await upstream_calls(emulator) == 2  # u1 once for both processes, u2 once
+
+
+def refused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP server that accepts and reads but never answers (a hung Redis)."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with suppress(ConnectionError):
+            while await reader.read(1 << 16):
+                pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("redis_state", ["refusing", "silent"])
+async def test_redis_down_or_silent_means_misses_not_errors(
+    emulator: Any, redis_state: str
+) -> None:
+    failures = metrics.CACHE_SHARED_FAILURES
+    before = sum(failures.labels(kind)._value.get() for kind in ("error", "timeout"))
+    async with AsyncExitStack() as stack:
+        if redis_state == "silent":
+            port = await stack.enter_async_context(silent_server())
+        else:
+            port = refused_port()
+        cfg = config(
+            emulator.endpoint_url,
+            redis={"url": f"redis://127.0.0.1:{port}/0", "timeout_seconds": 0.02},
+        )
+        stubs = await stack.enter_async_context(serving(cfg))
+        timings = []
+        metas = []
+        for user in ("u1", "u1", "u2", "u2"):
+            start = time.perf_counter()
+            _, meta = await answer(stubs.runtime.GetRecommendations(recs(user)))
+            timings.append(time.perf_counter() - start)
+            metas.append(meta["mlgw-cache"])
+    assert metas == ["miss", "hit", "miss", "hit"]  # the local tier carries on
+    assert await upstream_calls(emulator) == 2
+    # A hung Redis costs at most its timeout once, then nothing during the cooldown.
+    assert max(timings) < 0.5, timings
+    after = sum(failures.labels(kind)._value.get() for kind in ("error", "timeout"))
+    assert after >= before + 1
