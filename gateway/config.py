@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.cache_config import CacheConfig, CoalesceConfig, MergeConfig, RedisConfig
+from gateway.limits_config import BreakerConfig, LimitsConfig, RetryConfig
+
 
 class ConfigError(ValueError):
     """The configuration file is unreadable or names an unknown or mistyped setting."""
@@ -84,6 +87,15 @@ class Config:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # -- caching stages (gateway/cache_config.py) --
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    coalesce: CoalesceConfig = field(default_factory=CoalesceConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    # -- rate limits and overload (gateway/limits_config.py) --
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
     @classmethod
     def load(cls, path: str | Path | None) -> Config:

@@ -131,6 +131,7 @@ class UpstreamError(GatewayError):
         retry_after: float | None = None,
         retryable: bool = False,
         throttled: bool = False,
+        retry_hint: float | None = None,
     ) -> None:
         metadata = {"service": service}
         if aws_code:
@@ -150,6 +151,8 @@ class UpstreamError(GatewayError):
         self.request_id = request_id
         self.retryable = retryable
         self.throttled = throttled
+        #: The delay AWS itself asked for (Retry-After / x-amz-retry-after), if it sent one.
+        self.retry_hint = retry_hint
 
 
 _RPC_CODES: dict[grpc.StatusCode, int] = {

@@ -7,11 +7,17 @@ calls per request.
 
 from __future__ import annotations
 
+import time
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from gateway.errors import GatewayError
 
@@ -92,3 +98,255 @@ def upstream_outcomes(operation: str) -> UpstreamOutcomes:
 
 def exposition() -> bytes:
     return generate_latest(REGISTRY)
+
+
+# ---- caching stages (gateway/pipeline/cache.py, shared.py, coalesce.py, merge.py) --------
+#
+# A cache hit is the cheapest request there is, so its counters are plain ints on a slotted
+# object (an increment is ~50 ns, a prometheus_client child ~1.5 µs: it takes a lock) and a
+# collector turns them into counters at scrape time. One event loop owns both the stages
+# and the scrape, so no lock is needed.
+
+CACHE_BYTES = Gauge(
+    "mlgw_cache_bytes", "Bytes held by the in-process cache (serialized size plus overhead).",
+    registry=REGISTRY,
+)  # fmt: skip
+CACHE_ENTRIES = Gauge(
+    "mlgw_cache_entries", "Entries held by the in-process cache.", registry=REGISTRY
+)
+CACHE_EVICTIONS = Counter(
+    "mlgw_cache_evictions", "In-process cache entries evicted to stay within its bounds.",
+    registry=REGISTRY,
+)  # fmt: skip
+CACHE_SHARED_FAILURES = Counter(
+    "mlgw_cache_shared_failures",
+    "Shared tier (Redis) commands that failed or timed out (each starts a cooldown), by kind.",
+    ["kind"], registry=REGISTRY,
+)  # fmt: skip
+CACHE_SHARED_SKIPPED = Counter(
+    "mlgw_cache_shared_skipped",
+    "Shared tier lookups or writes skipped (cooling down after a failure, or at capacity).",
+    registry=REGISTRY,
+)  # fmt: skip
+
+
+class CacheMetrics:
+    """What the caching stages count for one operation (see `_CacheCollector`)."""
+
+    __slots__ = (
+        "bypass", "coalesced", "hit_local", "hit_shared", "merged", "merged_calls", "miss",
+        "negative", "operation", "stale_error", "stale_revalidate",
+    )  # fmt: skip
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.hit_local = 0
+        self.hit_shared = 0
+        self.miss = 0
+        self.bypass = 0
+        self.negative = 0
+        #: Expired answers served while one refresh runs / because the upstream failed.
+        self.stale_revalidate = 0
+        self.stale_error = 0
+        #: Requests that joined an identical request's upstream call.
+        self.coalesced = 0
+        #: Requests answered by a merged call, and the merged upstream calls made for them.
+        self.merged = 0
+        self.merged_calls = 0
+
+
+_CACHE_METRICS: dict[str, CacheMetrics] = {}
+
+
+def cache_metrics(operation: str) -> CacheMetrics:
+    found = _CACHE_METRICS.get(operation)
+    if found is None:
+        found = _CACHE_METRICS[operation] = CacheMetrics(operation)
+    return found
+
+
+class _CacheCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        lookups = CounterMetricFamily(
+            "mlgw_cache_lookups",
+            "Cache lookups of cached operations, by result (hit, miss, stale, negative, "
+            "bypass) and tier (local, shared, none).",
+            labels=["operation", "result", "tier"],
+        )
+        stale = CounterMetricFamily(
+            "mlgw_cache_stale_served",
+            "Expired answers served, by reason (while_revalidate, if_error).",
+            labels=["operation", "reason"],
+        )
+        coalesced = CounterMetricFamily(
+            "mlgw_coalesced_requests",
+            "Requests that shared an identical request's upstream call.",
+            labels=["operation"],
+        )
+        merged = CounterMetricFamily(
+            "mlgw_merged_requests",
+            "Requests answered by an upstream call merged with other requests.",
+            labels=["operation"],
+        )
+        saved = CounterMetricFamily(
+            "mlgw_upstream_calls_saved",
+            "Upstream calls not made, by what saved them (cache, coalesce, merge).",
+            labels=["operation", "by"],
+        )
+        for op, m in sorted(_CACHE_METRICS.items()):
+            for result, tier, value in (
+                ("hit", "local", m.hit_local),
+                ("hit", "shared", m.hit_shared),
+                ("miss", "none", m.miss),
+                ("bypass", "none", m.bypass),
+                ("negative", "local", m.negative),
+                ("stale", "any", m.stale_revalidate + m.stale_error),
+            ):
+                lookups.add_metric([op, result, tier], value)
+            stale.add_metric([op, "while_revalidate"], m.stale_revalidate)
+            stale.add_metric([op, "if_error"], m.stale_error)
+            coalesced.add_metric([op], m.coalesced)
+            merged.add_metric([op], m.merged)
+            by_cache = m.hit_local + m.hit_shared + m.negative + m.stale_revalidate
+            saved.add_metric([op, "cache"], by_cache)
+            saved.add_metric([op, "coalesce"], m.coalesced)
+            saved.add_metric([op, "merge"], m.merged - m.merged_calls)
+        yield from (lookups, stale, coalesced, merged, saved)
+
+
+REGISTRY.register(_CacheCollector())
+
+
+# ---- rate limits and overload (gateway/pipeline/admission.py, retry.py, breaker.py) ------
+#
+# Admitted calls on the fast path record nothing: the bucket state (tokens, rate, waiting)
+# is read at scrape time by `_LimitsCollector`. Waits, rejections, throttles and retries
+# are the slow path and use ordinary children, bound once per operation.
+
+_WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+ADMISSION_WAIT_SECONDS = Histogram(
+    "mlgw_admission_wait_seconds",
+    "Time calls that did not find a token at once waited for one, by operation.",
+    ["operation"], buckets=_WAIT_BUCKETS, registry=REGISTRY,
+)  # fmt: skip
+ADMISSION_REJECTIONS = Counter(
+    "mlgw_admission_rejections",
+    "Calls the limiter turned away (RATE_LIMITED), by operation and reason (deadline, "
+    "max_wait, queue_full, displaced, expired).",
+    ["operation", "reason"], registry=REGISTRY,
+)  # fmt: skip
+UPSTREAM_THROTTLES = Counter(
+    "mlgw_upstream_throttles", "Throttling answers from AWS, by operation.", ["operation"],
+    registry=REGISTRY,
+)  # fmt: skip
+RATE_DECREASES = Counter(
+    "mlgw_rate_limit_decreases",
+    "Adaptive rate decreases (one per round trip of throttles), by operation.", ["operation"],
+    registry=REGISTRY,
+)  # fmt: skip
+RETRIES = Counter(
+    "mlgw_retries", "Upstream attempts retried, by operation and cause "
+    "(throttle, transient, timeout).", ["operation", "cause"], registry=REGISTRY,
+)  # fmt: skip
+RETRIES_DENIED = Counter(
+    "mlgw_retries_denied",
+    "Retryable failures returned without a retry, by operation and why (attempts, budget, "
+    "deadline, retry_after).", ["operation", "why"], registry=REGISTRY,
+)  # fmt: skip
+CREATE_CHECKS = Counter(
+    "mlgw_create_checks",
+    "Checks whether a create that failed ambiguously took effect, by operation and result "
+    "(found, absent, failed).", ["operation", "result"], registry=REGISTRY,
+)  # fmt: skip
+RETRY_BUDGET_TOKENS = Gauge(
+    "mlgw_retry_budget_tokens", "Retry budget tokens left, by AWS service.", ["service"],
+    registry=REGISTRY,
+)  # fmt: skip
+BREAKER_STATE = Gauge(
+    "mlgw_circuit_breaker_state",
+    "Circuit breaker per AWS service: 0 closed, 1 half-open, 2 open.", ["service"],
+    registry=REGISTRY,
+)  # fmt: skip
+BREAKER_TRANSITIONS = Counter(
+    "mlgw_circuit_breaker_transitions", "Circuit breaker state changes, by service and state.",
+    ["service", "state"], registry=REGISTRY,
+)  # fmt: skip
+BREAKER_REJECTIONS = Counter(
+    "mlgw_circuit_breaker_rejections", "Calls failed fast by an open breaker, by service.",
+    ["service"], registry=REGISTRY,
+)  # fmt: skip
+LIMITS_SHARED_FALLBACK = Gauge(
+    "mlgw_rate_limit_shared_fallback",
+    "1 while the shared (Redis) buckets are unavailable and this process keeps its local "
+    "share of every quota.", registry=REGISTRY,
+)  # fmt: skip
+LIMITS_SHARED_FAILURES = Counter(
+    "mlgw_rate_limit_shared_failures",
+    "Shared bucket (Redis) admissions that failed or timed out, by kind.", ["kind"],
+    registry=REGISTRY,
+)  # fmt: skip
+
+
+@dataclass
+class AdmissionMetrics:
+    """The children one operation's admission stage records into."""
+
+    operation: str
+    waits: Histogram = field(init=False)
+    throttles: Counter = field(init=False)
+    decreases: Counter = field(init=False)
+    _rejected: dict[str, Counter] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.waits = ADMISSION_WAIT_SECONDS.labels(self.operation)
+        self.throttles = UPSTREAM_THROTTLES.labels(self.operation)
+        self.decreases = RATE_DECREASES.labels(self.operation)
+
+    def rejected(self, reason: str) -> Counter:
+        child = self._rejected.get(reason)
+        if child is None:
+            child = self._rejected[reason] = ADMISSION_REJECTIONS.labels(self.operation, reason)
+        return child
+
+
+@cache
+def admission_metrics(operation: str) -> AdmissionMetrics:
+    return AdmissionMetrics(operation)
+
+
+#: Live admission stages (`gateway.pipeline.admission.Admission`): each has
+#: `bucket_states(now)` yielding (subject, tokens, rate, ceiling, waiting).
+LIMIT_BUCKETS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+class _LimitsCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        tokens = GaugeMetricFamily(
+            "mlgw_rate_limit_tokens",
+            "Tokens this process could take now from a bucket (its local share).",
+            labels=["bucket"],
+        )
+        rate = GaugeMetricFamily(
+            "mlgw_rate_limit_rate",
+            "A bucket's current rate (calls per second, after adaptive decreases).",
+            labels=["bucket"],
+        )
+        ceiling = GaugeMetricFamily(
+            "mlgw_rate_limit_ceiling", "A bucket's configured rate (calls per second).",
+            labels=["bucket"],
+        )  # fmt: skip
+        waiting = GaugeMetricFamily(
+            "mlgw_admission_waiting", "Calls waiting for a token, by bucket.", labels=["bucket"]
+        )
+        now = time.monotonic()
+        for stage in list(LIMIT_BUCKETS):
+            for subject, left, current, top, queued in stage.bucket_states(now):
+                tokens.add_metric([subject], left)
+                rate.add_metric([subject], current)
+                ceiling.add_metric([subject], top)
+                waiting.add_metric([subject], queued)
+        yield from (tokens, rate, ceiling, waiting)
+
+
+REGISTRY.register(_LimitsCollector())

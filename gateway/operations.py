@@ -33,6 +33,102 @@ class Priority(Enum):
     BATCH = "batch"
 
 
+# ---- caching, coalescing and merging policy (read by gateway/pipeline/cache*.py, merge.py) --
+
+
+class CacheClass(Enum):
+    """Which TTL family an operation's answers get (values in `[cache]`)."""
+
+    #: Inference results: `user_ttl_seconds` when a `personal` member is set, else
+    #: `shared_ttl_seconds`.
+    RESULTS = "results"
+    #: Job descriptions: `job_ttl_seconds`.
+    JOB = "job"
+
+
+class MergeKind(Enum):
+    #: The member is a list: one call over the union, each caller gets its own items back
+    #: in upstream order with scores renormalised over its subset (a softmax is exact).
+    UNION = "union"
+    #: The member is a count: one call with the largest, each caller gets its prefix.
+    LARGEST = "largest"
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """Requests equal but for `member` may share one upstream call."""
+
+    member: str
+    kind: MergeKind
+    #: The response member holding the list that is split back per caller.
+    result_list: str
+    #: UNION: the most items one merged call may carry...
+    max_items: int = 0
+    #: ...or fewer when this member is set: (member, limit).
+    max_items_when: tuple[str, int] | None = None
+    #: Members that, when set, make a request unmergeable (their effect depends on `member`).
+    unless: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """How the cache, coalescing and merging stages treat one (idempotent) operation."""
+
+    kind: CacheClass = CacheClass.RESULTS
+    #: Members naming a user: when one is set the answer is user-specific (shorter TTL).
+    personal: tuple[str, ...] = ()
+    #: Member -> the value AWS assumes when it is absent, so both spellings share one key.
+    defaults: tuple[tuple[str, Any], ...] = ()
+    merge: MergeRule | None = None
+
+
+# ---- rate limits and retries policy (read by gateway/pipeline/admission.py, retry.py) -----
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The upstream's rate for one (operation, resource ARN) pair: the admission bucket's
+    default ceiling (`[limits]` overrides it). AWS's documented quota where there is one."""
+
+    rate: float
+    burst: float
+    #: The account-wide group (QUOTA_GROUPS) every call also takes a token from.
+    group: str | None = None
+
+
+#: Account-wide (per region) quotas shared by several operations: name -> (rate, burst).
+QUOTA_GROUPS: dict[str, tuple[float, float]] = {
+    # AWS: "Maximum transaction rate (GetRecommendations plus GetPersonalizedRanking): 2500/s".
+    "personalize-runtime": (2500.0, 250.0),
+}
+
+# AWS documents 500 TPS per campaign for GetRecommendations and for GetPersonalizedRanking;
+# GetActionRecommendations is given the same. The control planes document no per-API rate:
+# reads get 20/s and writes 5/s, conservative; adaptive rates lower them further on throttles.
+_RUNTIME_QUOTA = Quota(500.0, 50.0, group="personalize-runtime")
+_ACTIONS_QUOTA = Quota(500.0, 50.0)
+_CONTROL_READ = Quota(20.0, 20.0)
+_CONTROL_WRITE = Quota(5.0, 5.0)
+
+
+@dataclass(frozen=True)
+class CreateCheck:
+    """How to tell, after an ambiguous failure, whether a create without an idempotency key
+    took effect: list the jobs filtered like the request and look for its name."""
+
+    #: The listing operation (another row of the table) and its filter members, copied from
+    #: the create request.
+    list_operation: str
+    filters: tuple[str, ...]
+    #: The request member naming the job, and the listing's member of the same value.
+    name_member: str
+    #: The listing's member holding the list, and each entry's member with the job's id.
+    list_member: str
+    id_member: str
+    #: The create response's member that receives that id.
+    response_member: str
+
+
 @dataclass(frozen=True)
 class Operation:
     """One mirrored RPC and everything the pipeline needs to know about it."""
@@ -50,6 +146,12 @@ class Operation:
     idempotency_key: str | None = None
     priority: Priority = Priority.INTERACTIVE
     rules: tuple[Rule, ...] = field(default=(), compare=False)
+    #: Cacheable (and how); None: never cached. Coalescing follows `idempotent`.
+    cache: CachePolicy | None = None
+    #: The default admission bucket per resource (None: not rate limited).
+    quota: Quota | None = None
+    #: For a create without an idempotency key: how a retry first checks the job exists.
+    create_check: CreateCheck | None = None
 
     @property
     def full_method(self) -> str:
@@ -86,9 +188,10 @@ def at_most(member: str, limit: int, *, when: str | None = None) -> Rule:
         value = params.get(member)
         if value is None or (when is not None and not params.get(when)):
             return
-        size = len(value) if isinstance(value, list) else value
-        if size > limit:
-            suffix = f" when {when} is set" if when else ""
+        suffix = f" when {when} is set" if when else ""
+        if isinstance(value, list) and len(value) > limit:
+            yield Violation((member,), f"must have at most {limit} entries{suffix}")
+        elif not isinstance(value, list) and value > limit:
             yield Violation((member,), f"must be at most {limit}{suffix}")
 
     return rule
@@ -105,80 +208,108 @@ OPERATIONS: tuple[Operation, ...] = (
         _RUNTIME, "GetRecommendations", "personalize-runtime",
         runtime.GetRecommendationsRequest, runtime.GetRecommendationsResponse,
         idempotent=True, resource_members=("campaignArn", "recommenderArn"),
+        quota=_RUNTIME_QUOTA,
         rules=(
             exactly_one("campaignArn", "recommenderArn"),
             at_most("numResults", 500),
             at_most("numResults", 50, when="metadataColumns"),
         ),
+        cache=CachePolicy(
+            personal=("userId",), defaults=(("numResults", 25),),
+            # A promotion's share of slots depends on numResults, so no prefix is exact.
+            merge=MergeRule("numResults", MergeKind.LARGEST, "itemList", unless=("promotions",)),
+        ),
     ),
     Operation(
         _RUNTIME, "GetPersonalizedRanking", "personalize-runtime",
         runtime.GetPersonalizedRankingRequest, runtime.GetPersonalizedRankingResponse,
-        idempotent=True, resource_members=("campaignArn",),
+        idempotent=True, resource_members=("campaignArn",), quota=_RUNTIME_QUOTA,
         rules=(at_most("inputList", 500), at_most("inputList", 50, when="metadataColumns")),
+        cache=CachePolicy(
+            personal=("userId",),
+            merge=MergeRule(
+                "inputList", MergeKind.UNION, "personalizedRanking",
+                max_items=500, max_items_when=("metadataColumns", 50),
+            ),
+        ),
     ),
     Operation(
         _RUNTIME, "GetActionRecommendations", "personalize-runtime",
         runtime.GetActionRecommendationsRequest, runtime.GetActionRecommendationsResponse,
-        idempotent=True, resource_members=("campaignArn",),
+        idempotent=True, resource_members=("campaignArn",), quota=_ACTIONS_QUOTA,
         rules=(at_most("numResults", 100),),
+        cache=CachePolicy(personal=("userId",), defaults=(("numResults", 5),)),
     ),
     # Personalize batch inference jobs (control plane).
     Operation(
         _PERSONALIZE, "CreateBatchInferenceJob", "personalize",
         personalize.CreateBatchInferenceJobRequest, personalize.CreateBatchInferenceJobResponse,
         idempotent=False, resource_members=("solutionVersionArn",), priority=Priority.BATCH,
+        quota=_CONTROL_WRITE,
+        # No idempotency key: after an ambiguous failure a retry first looks for the job.
+        create_check=CreateCheck(
+            "ListBatchInferenceJobs", ("solutionVersionArn",), "jobName",
+            "batchInferenceJobs", "batchInferenceJobArn", "batchInferenceJobArn",
+        ),
     ),
     Operation(
         _PERSONALIZE, "DescribeBatchInferenceJob", "personalize",
         personalize.DescribeBatchInferenceJobRequest,
         personalize.DescribeBatchInferenceJobResponse,
         idempotent=True, resource_members=("batchInferenceJobArn",), priority=Priority.BATCH,
+        quota=_CONTROL_READ,
+        cache=CachePolicy(CacheClass.JOB),
     ),
     Operation(
         _PERSONALIZE, "ListBatchInferenceJobs", "personalize",
         personalize.ListBatchInferenceJobsRequest, personalize.ListBatchInferenceJobsResponse,
         idempotent=True, resource_members=("solutionVersionArn",), priority=Priority.BATCH,
+        quota=_CONTROL_READ,
     ),
     # Amazon Machine Learning batch predictions.
     Operation(
         _AML, "CreateBatchPrediction", "machinelearning",
         aml.CreateBatchPredictionRequest, aml.CreateBatchPredictionResponse,
-        idempotent=False, resource_members=("MLModelId",),
+        idempotent=False, resource_members=("MLModelId",), quota=_CONTROL_WRITE,
         idempotency_key="BatchPredictionId", priority=Priority.BATCH,
     ),
     Operation(
         _AML, "GetBatchPrediction", "machinelearning",
         aml.GetBatchPredictionRequest, aml.GetBatchPredictionResponse,
         idempotent=True, resource_members=("BatchPredictionId",), priority=Priority.BATCH,
+        quota=_CONTROL_READ,
+        cache=CachePolicy(CacheClass.JOB),
     ),
     Operation(
         _AML, "DescribeBatchPredictions", "machinelearning",
         aml.DescribeBatchPredictionsRequest, aml.DescribeBatchPredictionsResponse,
-        idempotent=True, priority=Priority.BATCH,
+        idempotent=True, priority=Priority.BATCH, quota=_CONTROL_READ,
     ),
     # Bedrock model invocation (batch) jobs.
     Operation(
         _BEDROCK, "CreateModelInvocationJob", "bedrock",
         bedrock.CreateModelInvocationJobRequest, bedrock.CreateModelInvocationJobResponse,
-        idempotent=False, resource_members=("modelId",),
+        idempotent=False, resource_members=("modelId",), quota=_CONTROL_WRITE,
         idempotency_key="clientRequestToken", priority=Priority.BATCH,
     ),
     Operation(
         _BEDROCK, "GetModelInvocationJob", "bedrock",
         bedrock.GetModelInvocationJobRequest, bedrock.GetModelInvocationJobResponse,
         idempotent=True, resource_members=("jobIdentifier",), priority=Priority.BATCH,
+        quota=_CONTROL_READ,
+        cache=CachePolicy(CacheClass.JOB),
     ),
     Operation(
         _BEDROCK, "ListModelInvocationJobs", "bedrock",
         bedrock.ListModelInvocationJobsRequest, bedrock.ListModelInvocationJobsResponse,
-        idempotent=True, priority=Priority.BATCH,
+        idempotent=True, priority=Priority.BATCH, quota=_CONTROL_READ,
     ),
     Operation(
         _BEDROCK, "StopModelInvocationJob", "bedrock",
         bedrock.StopModelInvocationJobRequest, bedrock.StopModelInvocationJobResponse,
         # A repeated stop of a job already stopping answers ConflictException: not idempotent.
         idempotent=False, resource_members=("jobIdentifier",), priority=Priority.BATCH,
+        quota=_CONTROL_WRITE,
     ),
 )  # fmt: skip
 

@@ -12,11 +12,18 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from redis.asyncio import Redis
 
 from gateway import metrics
 from gateway.config import Config, ServerConfig
 from gateway.operations import OPERATIONS, Operation
 from gateway.pipeline import Handler, Stage, compose
+from gateway.pipeline.cache import Cache
+from gateway.pipeline.coalesce import Coalesce
+from gateway.pipeline.global_limits import SharedBuckets, open_shared_buckets
+from gateway.pipeline.merge import Merge
+from gateway.pipeline.overload import Overload
+from gateway.pipeline.shared import SharedTier, open_redis
 from gateway.pipeline.validate import Validate
 from gateway.services import Deadlines, method_handlers
 from gateway.upstream.clients import open_clients
@@ -65,17 +72,44 @@ class Gateway:
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
+        # -- caching: the Redis client of the shared cache tier (when [redis] url is set) --
+        self._redis: Redis | None = None
+        # -- rate limits and overload: the shared buckets' Redis (own pool), the stages --
+        self._shared_limits: SharedBuckets | None = None
+        self.overload: Overload | None = None
 
     def stages(self) -> list[Stage]:
         """The pipeline, first stage first."""
-        return [Validate()]
+        cfg = self.config
+        # -- caching stages: answer from cache, else share identical / merge compatible calls.
+        # The cache goes before validation: an entry exists only for a key that a validated
+        # request produced, and a key is the whole canonical request, so a hit is a request
+        # that already passed; hits skip the validator's work (see gateway/pipeline/cache.py).
+        shared = None
+        if self._redis is not None:
+            shared = SharedTier(self._redis, cfg.redis, cfg.cache.key_prefix)
+        cache = Cache(cfg.cache, shared)
+        self._stack.push_async_callback(cache.aclose)
+        # -- rate limits and overload (gateway/pipeline/overload.py): retry -> breaker ->
+        # admission, under the caching stages, so every upstream attempt takes a token; and
+        # a peek before the merge window that sheds at once what admission would shed.
+        self.overload = Overload(cfg, self._shared_limits)
+        self._stack.push_async_callback(self.overload.aclose)
+        return [
+            cache, Validate(), Coalesce(cfg.coalesce), self.overload.early, Merge(cfg.merge),
+            *self.overload.stages,
+        ]  # fmt: skip
 
     async def start(self) -> int:
         cfg = self.config
         clients = await open_clients(
             cfg.upstream, {op.upstream for op in self.operations}, self._stack, self._credentials
         )
+        self._redis = await open_redis(cfg.redis, self._stack)
+        self._shared_limits = await open_shared_buckets(cfg.redis.url, cfg.limits, self._stack)
         upstream, stages = Upstream(clients), self.stages()
+        if self.overload is not None:  # create checks list jobs through their own attempt path
+            self.overload.bind(upstream.handler)
 
         def pipeline(op: Operation) -> Handler:
             return compose(op, stages, upstream.handler(op))

@@ -116,8 +116,13 @@ def _metadata(context: Context) -> dict[str, str]:
     }
 
 
+#: Deliberate sheds: counted in metrics; a warning each would flood the log under overload.
+_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN"})
+
+
 def _log_error(op: Operation, error: GatewayError, context: Context) -> None:
-    log.warning(
+    log.log(
+        logging.DEBUG if error.reason in _QUIET_REASONS else logging.WARNING,
         "rpc failed",
         extra={
             "method": op.name,

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -43,3 +48,69 @@ def details(error: grpc.aio.AioRpcError, kind: type[M]) -> list[M]:
 def error_info(error: grpc.aio.AioRpcError) -> Any:
     (info,) = details(error, error_details_pb2.ErrorInfo)
     return info
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class GatewayProcess:
+    """A real `gateway serve` process on a loopback port."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    log: Path
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def gateway_process(
+    config_toml: str | None,
+    tmp_path: Path,
+    *args: str,
+    name: str = "gateway",
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[GatewayProcess]:
+    """Run `python -m gateway serve` (with `config_toml` as its config file, if given) until
+    it reports SERVING; stop it on exit. Its output goes to `<tmp_path>/<name>.log`, which a
+    start-up failure shows. AWS settings come only from `env` (plus dummy credentials)."""
+    from gateway.demo import wait_until_serving
+    from gateway.supervisor import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "gateway", "serve", "--port", str(port), *args]
+    if config_toml is not None:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(config_toml)
+        command += ["--config", str(path)]
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ACCESS_KEY_ID": "AKIAPROCESSTESTKEY01",
+        "AWS_SECRET_ACCESS_KEY": "process-test-secret",
+        **(env or {}),
+    }
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *command, cwd=ROOT, env=environment, stdout=out, stderr=out
+        )
+    handle = GatewayProcess(process, port, log)
+    try:
+        try:
+            async with asyncio.timeout(60):
+                await wait_until_serving(handle.target, alive=lambda: process.returncode is None)
+        except (TimeoutError, RuntimeError):
+            raise AssertionError(f"{name} did not start:\n{log.read_text()}") from None
+        yield handle
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(15):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()

@@ -98,6 +98,7 @@ def from_client_error(error: ClientError, service: str) -> UpstreamError:
             row = ErrorRow(S.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True)
         else:
             row = ErrorRow(S.UNKNOWN, "UPSTREAM_UNKNOWN_ERROR")
+    hint = _retry_after(meta) if row.retryable else None
     return UpstreamError(
         str(info.get("Message") or aws_code),
         code=row.code,
@@ -105,9 +106,10 @@ def from_client_error(error: ClientError, service: str) -> UpstreamError:
         service=service,
         request_id=meta.get("RequestId"),
         aws_code=aws_code,
-        retry_after=_retry_after(meta) if row.retryable else None,
+        retry_after=DEFAULT_RETRY_AFTER if row.retryable and hint is None else hint,
         retryable=row.retryable,
         throttled=row.throttled,
+        retry_hint=hint,
     )
 
 
@@ -154,7 +156,8 @@ def from_exception(error: BaseException, service: str, *, idempotent: bool) -> G
     return GatewayError("internal error", reason="INTERNAL", code=S.INTERNAL)
 
 
-def _retry_after(meta: dict[str, Any]) -> float:
+def _retry_after(meta: dict[str, Any]) -> float | None:
+    """AWS's own hint (Retry-After seconds, x-amz-retry-after milliseconds), if any."""
     headers = meta.get("HTTPHeaders") or {}
     for name in ("retry-after", "x-amz-retry-after"):
         value = headers.get(name)
@@ -166,4 +169,4 @@ def _retry_after(meta: dict[str, Any]) -> float:
             continue
         # x-amz-retry-after is in milliseconds, Retry-After in seconds.
         return seconds / 1000 if name.startswith("x-amz") else seconds
-    return DEFAULT_RETRY_AFTER
+    return None

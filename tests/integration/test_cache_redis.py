@@ -9,9 +9,7 @@ interpreter with its own L1, clock and Redis connections.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +23,6 @@ from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
 from redis.asyncio import Redis
 
 from gateway import metrics
-from gateway.supervisor import free_port
 from tests.integration.cache_support import (
     answer,
     config,
@@ -34,6 +31,7 @@ from tests.integration.cache_support import (
     serving,
     upstream_calls,
 )
+from tests.support import gateway_process as serve_process
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,39 +41,19 @@ ROOT = Path(__file__).resolve().parents[2]
 async def gateway_process(
     emulator: Any, tmp_path: Path, name: str, prefix: str
 ) -> AsyncIterator[personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub]:
-    port = free_port()
-    cfg = tmp_path / f"{name}.toml"
-    cfg.write_text(
+    config_toml = (
         f'[server]\nhost = "127.0.0.1"\ngrace_seconds = 1.0\n'
         f'[upstream]\nendpoint_url = "{emulator.endpoint_url}"\nregion = "us-east-1"\n'
         f'[redis]\nurl = "{REDIS_URL}"\ntimeout_seconds = 0.25\n'
         f'[cache]\nkey_prefix = "{prefix}"\n'
         '[logging]\nlevel = "WARNING"\n'
     )
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    log = (tmp_path / f"{name}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--config", str(cfg),
-        "--port", str(port), "--metrics-port", "0",
-        cwd=ROOT, env=env, stdout=log, stderr=log,
-    )  # fmt: skip
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            try:
-                async with asyncio.timeout(30):
-                    await channel.channel_ready()
-            except TimeoutError:
-                raise AssertionError((tmp_path / f"{name}.log").read_text()) from None
-            yield personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)
-    finally:
-        process.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        log.close()
+    args = ("--metrics-port", "0")
+    async with (
+        serve_process(config_toml, tmp_path, *args, name=name) as gateway,
+        grpc.aio.insecure_channel(gateway.target) as channel,
+    ):
+        yield personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc as rt_grpc
 
-from gateway.demo import wait_until_serving
 from gateway.operations import OPERATIONS
 from gateway.supervisor import free_port
 from tests.integration.conftest import TEST_CREDENTIALS, GatewayFactory, Stubs
-from tests.support import eventually
+from tests.support import GatewayProcess, eventually, gateway_process
 
 ARN = "arn:aws:personalize:us-east-1:000000000000"
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,45 +134,28 @@ def free_port_pair() -> int:
 # ---- the real command, as a process -------------------------------------------------------
 
 
-class Process:
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.target = f"127.0.0.1:{port}"
-
-
 @pytest.fixture
 async def serve(emulator: Any, tmp_path: Path) -> AsyncIterator[Any]:
-    started: list[Process] = []
+    """`await serve(*args, env=..., config=...)`: the real command, stopped at teardown."""
+    started = 0
+    async with AsyncExitStack() as stack:
 
-    async def start(*args: str, grace: float = 10.0) -> Process:
-        port = free_port()
-        config = tmp_path / f"gateway-{port}.toml"
-        config.write_text(
-            f'[server]\nhost = "127.0.0.1"\ngrace_seconds = {grace}\n'
-            f'[upstream]\nendpoint_url = "{emulator.endpoint_url}"\nregion = "us-east-1"\n'
-        )
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": "AKIAPROCESSTESTKEY01",
-            "AWS_SECRET_ACCESS_KEY": "process-test-secret",
-        }
-        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
-        process = await asyncio.create_subprocess_exec(
-            *command, "--port", str(port), *args, env=env, cwd=ROOT,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        handle = Process(process, port)
-        started.append(handle)
-        async with asyncio.timeout(60):
-            await wait_until_serving(handle.target, alive=lambda: process.returncode is None)
-        return handle
+        async def start(
+            *args: str, env: dict[str, str] | None = None, config: bool = True
+        ) -> GatewayProcess:
+            config_toml = (
+                f'[server]\nhost = "127.0.0.1"\ngrace_seconds = 10.0\n'
+                f'[upstream]\nendpoint_url = "{emulator.endpoint_url}"\nregion = "us-east-1"\n'
+            )
+            nonlocal started
+            started += 1
+            name = f"gateway-{started}"
+            process = gateway_process(
+                config_toml if config else None, tmp_path, *args, name=name, env=env
+            )
+            return await stack.enter_async_context(process)
 
-    yield start
-    for handle in started:
-        if handle.process.returncode is None:
-            handle.process.kill()
-            await handle.process.wait()
+        yield start
 
 
 async def test_sigterm_drains_in_flight_calls_and_exits_zero(serve: Any, emulator: Any) -> None:
@@ -199,8 +180,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_zero(serve: Any, emulato
         replies = await asyncio.gather(*calls)
     assert all(len(reply.item_list) == 25 for reply in replies)
     assert await asyncio.wait_for(gateway.process.wait(), 20) == 0
-    assert gateway.process.stderr is not None
-    logs = (await gateway.process.stderr.read()).decode()
+    logs = gateway.log.read_text()
     assert '"msg": "draining"' in logs
     assert "process-test-secret" not in logs
     assert "AKIAPROCESSTESTKEY01" not in logs
@@ -229,3 +209,34 @@ async def test_workers_share_one_port(serve: Any) -> None:
     assert all(count > 0 for count in served), served  # both processes served calls
     gateway.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(gateway.process.wait(), 30) == 0
+
+
+async def test_serve_needs_no_config_file_and_reads_the_aws_environment(
+    serve: Any, emulator: Any
+) -> None:
+    """No config file: AWS_REGION and AWS_ENDPOINT_URL_<SERVICE> work as for any AWS SDK."""
+    env = {
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": emulator.endpoint_url,
+    }
+    gateway = await serve("--host", "127.0.0.1", "--metrics-port", "0", env=env, config=False)
+    async with grpc.aio.insecure_channel(gateway.target) as channel:
+        stub = rt_grpc.PersonalizeRuntimeServiceStub(channel)
+        reply = await stub.GetRecommendations(request("env-1"), timeout=10)
+    assert len(reply.item_list) == 25
+    assert emulator.stats()["calls"]["GetRecommendations"] == 1
+    gateway.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(gateway.process.wait(), 20) == 0
+
+
+async def test_oversized_requests_are_refused_before_the_pipeline(
+    stubs: Stubs, emulator: Any
+) -> None:
+    too_big = rt.GetPersonalizedRankingRequest(
+        campaign_arn=f"{ARN}:campaign/ranking", user_id="u", input_list=["x" * 250] * 5000
+    )
+    assert too_big.ByteSize() > 1 << 20
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stubs.runtime.GetPersonalizedRanking(too_big, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert emulator.stats()["calls"] == {}
