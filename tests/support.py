@@ -114,3 +114,27 @@ async def gateway_process(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def process_config(endpoint_url: str, extra: str = "", *, grace: float = 1.0) -> str:
+    """The config of a test gateway process on loopback in front of `endpoint_url`, plus
+    `extra` TOML tables (e.g. `[redis]`, `[limits]`)."""
+    return (
+        f'[server]\nhost = "127.0.0.1"\ngrace_seconds = {grace}\n'
+        f'[upstream]\nendpoint_url = "{endpoint_url}"\nregion = "us-east-1"\n'
+        '[logging]\nlevel = "WARNING"\n' + extra
+    )
+
+
+@asynccontextmanager
+async def runtime_stub_of_process(
+    config_toml: str, tmp_path: Path, name: str
+) -> AsyncIterator[Any]:
+    """A PersonalizeRuntimeService stub on a real `gateway serve` process with this config."""
+    from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
+
+    async with (
+        gateway_process(config_toml, tmp_path, "--metrics-port", "0", name=name) as gateway,
+        grpc.aio.insecure_channel(gateway.target) as channel,
+    ):
+        yield personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)

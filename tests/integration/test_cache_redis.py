@@ -13,11 +13,10 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
 from redis.asyncio import Redis
@@ -31,29 +30,19 @@ from tests.integration.cache_support import (
     serving,
     upstream_calls,
 )
-from tests.support import gateway_process as serve_process
+from tests.support import process_config, runtime_stub_of_process
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@asynccontextmanager
-async def gateway_process(
+def gateway_process(
     emulator: Any, tmp_path: Path, name: str, prefix: str
-) -> AsyncIterator[personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub]:
-    config_toml = (
-        f'[server]\nhost = "127.0.0.1"\ngrace_seconds = 1.0\n'
-        f'[upstream]\nendpoint_url = "{emulator.endpoint_url}"\nregion = "us-east-1"\n'
-        f'[redis]\nurl = "{REDIS_URL}"\ntimeout_seconds = 0.25\n'
-        f'[cache]\nkey_prefix = "{prefix}"\n'
-        '[logging]\nlevel = "WARNING"\n'
+) -> AbstractAsyncContextManager[personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub]:
+    extra = (
+        f'[redis]\nurl = "{REDIS_URL}"\ntimeout_seconds = 0.25\n[cache]\nkey_prefix = "{prefix}"\n'
     )
-    args = ("--metrics-port", "0")
-    async with (
-        serve_process(config_toml, tmp_path, *args, name=name) as gateway,
-        grpc.aio.insecure_channel(gateway.target) as channel,
-    ):
-        yield personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)
+    config_toml = process_config(emulator.endpoint_url, extra)
+    return runtime_stub_of_process(config_toml, tmp_path, name)
 
 
 @pytest.fixture

@@ -13,11 +13,10 @@ import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
 from redis.asyncio import Redis
@@ -34,36 +33,27 @@ from tests.integration.overload_support import (
     upstream_calls,
     upstream_throttles,
 )
-from tests.support import gateway_process as serve_process
+from tests.support import process_config, runtime_stub_of_process
 
 start_gateway = overload_support.start_gateway
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 40.0
 SECONDS = 4.0
 
 
-@asynccontextmanager
-async def gateway_process(
+def gateway_process(
     emulator: Any, tmp_path: Path, name: str, prefix: str
-) -> AsyncIterator[personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub]:
-    config_toml = (
-        f'[server]\nhost = "127.0.0.1"\ngrace_seconds = 1.0\n'
-        f'[upstream]\nendpoint_url = "{emulator.endpoint_url}"\nregion = "us-east-1"\n'
+) -> AbstractAsyncContextManager[personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub]:
+    extra = (
         f'[redis]\nurl = "{REDIS_URL}"\n'
         # Two replicas: were Redis not shared, each would keep half the quota.
         f'[limits]\nreplicas = 2\nredis_key_prefix = "{prefix}"\n'
         "redis_timeout_seconds = 0.25\nmin_latency_reserve_seconds = 0.25\n"
         f'[limits.resources."{DEMO}"]\nrate = {LIMIT}\nburst = 4\n'
-        '[logging]\nlevel = "WARNING"\n'
     )
-    args = ("--metrics-port", "0")
-    async with (
-        serve_process(config_toml, tmp_path, *args, name=name) as gateway,
-        grpc.aio.insecure_channel(gateway.target) as channel,
-    ):
-        yield personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)
+    config_toml = process_config(emulator.endpoint_url, extra)
+    return runtime_stub_of_process(config_toml, tmp_path, name)
 
 
 @pytest.fixture
