@@ -67,6 +67,8 @@ class UpstreamConfig:
     max_deadline_seconds: float = 120.0
     #: Kept back from the caller's deadline so the gateway can still answer in time.
     deadline_margin_seconds: float = 0.005
+    #: Send the runtime operations without botocore's per-call work (gateway/upstream/fastpath.py).
+    fast_path: bool = True
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ class Gateway:
         )
         self._redis = await open_redis(cfg.redis, self._stack)
         self._shared_limits = await open_shared_buckets(cfg.redis.url, cfg.limits, self._stack)
-        upstream, stages = Upstream(clients), self.stages()
+        upstream = Upstream(clients, fast_path=cfg.upstream.fast_path)
+        stages = self.stages()
         if self.overload is not None:  # create checks list jobs through their own attempt path
             self.overload.bind(upstream.handler)
 

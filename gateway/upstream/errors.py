@@ -115,6 +115,8 @@ def from_client_error(error: ClientError, service: str) -> UpstreamError:
 
 def from_exception(error: BaseException, service: str, *, idempotent: bool) -> GatewayError:
     """Any failure of an upstream attempt other than an AWS error response."""
+    if isinstance(error, GatewayError):  # already mapped (e.g. the fast path's bad answer)
+        return error
     if isinstance(error, ClientError):
         return from_client_error(error, service)
     if isinstance(error, ReadTimeoutError | asyncio.TimeoutError):
