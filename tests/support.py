@@ -51,6 +51,8 @@ def error_info(error: grpc.aio.AioRpcError) -> Any:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The AWS credentials of gateway processes started by tests (through the standard chain).
+PROCESS_CREDENTIALS = ("AKIAPROCESSTESTKEY01", "process-test-secret")
 
 
 @dataclass
@@ -88,8 +90,8 @@ async def gateway_process(
         command += ["--config", str(path)]
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        "AWS_ACCESS_KEY_ID": "AKIAPROCESSTESTKEY01",
-        "AWS_SECRET_ACCESS_KEY": "process-test-secret",
+        "AWS_ACCESS_KEY_ID": PROCESS_CREDENTIALS[0],
+        "AWS_SECRET_ACCESS_KEY": PROCESS_CREDENTIALS[1],
         **(env or {}),
     }
     log = tmp_path / f"{name}.log"

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from gateway.emulator.faults import FaultConfig, FaultConfigError
 
 __all__ = [
+    "AuthConfig",
     "CatalogConfig",
     "ConfigError",
     "EmulatorConfig",
@@ -148,11 +149,25 @@ class JobsConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """SigV4 checking. ``credentials``: access key id -> secret access key.
+
+    Empty (the default): requests need a SigV4-shaped ``Authorization`` header and
+    ``X-Amz-Date``, but signatures are not verified. Non-empty: every request outside
+    the admin API must be signed with one of these key pairs (see ``signing.py``).
+    """
+
+    # repr=False: a logged or printed config does not show the secrets.
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     def with_job_step(self, seconds: float) -> EmulatorConfig:
         return replace(self, jobs=replace(self.jobs, step_seconds=seconds))
@@ -280,9 +295,28 @@ def _parse_catalog(raw: Mapping[str, Any]) -> CatalogConfig:
     return replace(base, **changes)
 
 
+def _parse_auth(raw: Mapping[str, Any]) -> AuthConfig:
+    unknown = set(raw) - {"credentials"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in auth: {sorted(unknown)}")
+    credentials = raw.get("credentials", {})
+    if not isinstance(credentials, Mapping):
+        raise ConfigError("auth.credentials must be a table")
+    for key, secret in credentials.items():
+        # "/" would make the key id unparseable in a SigV4 credential scope.
+        if not isinstance(key, str) or not key or "/" in key or key != key.strip():
+            raise ConfigError(
+                f"auth.credentials: access key id {key!r} must be a non-empty string "
+                "without '/' or surrounding spaces"
+            )
+        if not isinstance(secret, str) or not secret:
+            raise ConfigError(f"auth.credentials.{key} must be a non-empty string")
+    return AuthConfig(credentials=dict(credentials))
+
+
 def parse_config(raw: Mapping[str, Any]) -> EmulatorConfig:
     """Build the configuration from an already-parsed TOML document (or any mapping)."""
-    unknown = set(raw) - {"server", "catalog", "jobs", "faults"}
+    unknown = set(raw) - {"server", "catalog", "jobs", "faults", "auth"}
     if unknown:
         raise ConfigError(f"unknown top-level table(s): {sorted(unknown)}")
     server = _scalars(ServerConfig, _table(raw, "server", ""), "server", set())
@@ -300,6 +334,7 @@ def parse_config(raw: Mapping[str, Any]) -> EmulatorConfig:
         catalog=_parse_catalog(_table(raw, "catalog", "")),
         jobs=jobs,
         faults=faults,
+        auth=_parse_auth(_table(raw, "auth", "")),
     )
 
 

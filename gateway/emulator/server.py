@@ -1,7 +1,8 @@
 """The emulator: one aiohttp server answering four AWS services on one port.
 
-A request goes: admin prefix? -> SigV4 presence check -> route (X-Amz-Target for JSON
-1.1, method + path for rest-json) -> count -> decode -> faults (TPS limit, latency,
+A request goes: admin prefix? -> SigV4 presence check (-> SigV4 verification, only if
+``[auth] credentials`` are configured; see ``signing.py``) -> route (X-Amz-Target for
+JSON 1.1, method + path for rest-json) -> count -> decode -> faults (TPS limit, latency,
 injected error) -> model-driven validation -> operation -> response in AWS's wire shape.
 
 aiohttp's low-level ``web.Server`` is used instead of an ``Application``: routing is
@@ -48,6 +49,7 @@ from gateway.emulator.protocol import (
 )
 from gateway.emulator.routing import SCOPE, OpSpec, Router, load_operations
 from gateway.emulator.runtime import PersonalizeRuntime
+from gateway.emulator.signing import SigV4Verifier
 from gateway.emulator.stats import Stats
 from gateway.emulator.validation import Validator
 
@@ -122,6 +124,13 @@ class Emulator:
         self._monotonic = monotonic
         self._faults = FaultInjector(cfg.faults, monotonic)
         self._router, self._validators = _compiled()
+        # None unless credentials are configured: the default path pays one None check.
+        self._verifier = SigV4Verifier(cfg.auth.credentials) if cfg.auth.credentials else None
+        # The SigV4 service name of each botocore service (personalize-runtime signs as
+        # "personalize"); a credential scope naming another service is rejected, as AWS does.
+        self._signing_names = {
+            s.service: s.model.service_model.signing_name for s in self._router.by_name.values()
+        }
         self._handlers: dict[str, Handler] = {
             "GetRecommendations": self.runtime.get_recommendations,
             "GetPersonalizedRanking": self.runtime.get_personalized_ranking,
@@ -238,7 +247,7 @@ class Emulator:
         headers = request.headers
         target = headers.get("X-Amz-Target")
         protocol = "json" if target is not None else "rest-json"
-        # SigV4 is required but not verified: the emulator has no secrets to check with.
+        # SigV4 is always required; it is verified only if credentials are configured.
         auth = headers.get("Authorization")
         if auth is None:
             return self._respond(
@@ -255,6 +264,17 @@ class Emulator:
                     "Authorization header requires a AWS4-HMAC-SHA256 signature and X-Amz-Date.",
                 ),
             )
+        verifier = self._verifier
+        scope_service = None
+        if verifier is not None:
+            # Before routing, like the presence check: a rejected request is not counted
+            # as a call of any operation (stats.py counts routed requests only).
+            try:
+                scope_service = verifier.verify(
+                    request.method, raw_path, headers, await request.read()
+                ).service
+            except AwsError as err:
+                return self._respond(None, protocol, err)
         path_params: Mapping[str, str] = {}
         query = ""
         if target is not None:
@@ -279,6 +299,18 @@ class Emulator:
                     ),
                 )
             spec, path_params = found
+        if scope_service is not None and scope_service != self._signing_names[spec.service]:
+            return self._respond(
+                spec,
+                spec.protocol,
+                AwsError(
+                    "InvalidSignatureException",
+                    "Credential should be scoped to correct service: "
+                    f"'{self._signing_names[spec.service]}'. ",
+                    403,
+                ),
+                spec.content_type,
+            )
         return await self._call(request, spec, path_params, query)
 
     async def _call(

@@ -59,6 +59,18 @@ AWS_ERRORS: dict[str, ErrorRow] = {
     "ServiceQuotaExceededException": ErrorRow(S.RESOURCE_EXHAUSTED, "SERVICE_QUOTA_EXCEEDED"),
     # The gateway's own IAM role lacks access: a deployment problem, not the caller's.
     "AccessDeniedException": ErrorRow(S.INTERNAL, "UPSTREAM_ACCESS_DENIED"),
+    # AWS refused the gateway's credentials or signature (common to every service): the
+    # same kind of deployment problem.
+    **dict.fromkeys(
+        (
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "IncompleteSignatureException",
+            "MissingAuthenticationTokenException",
+            "ExpiredTokenException",
+        ),
+        ErrorRow(S.INTERNAL, "UPSTREAM_AUTH_FAILED"),
+    ),
     "InternalServerException": ErrorRow(S.UNAVAILABLE, "UPSTREAM_INTERNAL", True),
     "ServiceUnavailableException": ErrorRow(S.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),
     "ServiceUnavailable": ErrorRow(S.UNAVAILABLE, "UPSTREAM_UNAVAILABLE", True),

@@ -10,6 +10,8 @@ after the other:
 
 * trivial: h2load -> a grpc.aio server returning a canned answer (Python gRPC's ceiling);
 * gateway: h2load -> gateway, caching stages off -> GetRecommendations on the emulator;
+* gw-boto: the same, with the fast path off (`[upstream] fast_path = false`): every
+  upstream call goes through botocore's full per-call machinery;
 * gw-full: h2load -> gateway as shipped (cache, coalescing, merge window) -> emulator;
 * direct:  one aiobotocore client -> the same emulator (what a service would do itself);
 
@@ -253,12 +255,21 @@ class OutsideCpu:
 # --- the stack under test -------------------------------------------------------------
 
 
+_FORWARDING = "[cache]\nenabled = false\n[coalesce]\nenabled = false\n[merge]\nwindow_ms = 0\n"
 #: The gateways under test, by row name: the forwarding core (the caching stages off, so
-#: every call goes upstream exactly as a direct call would) and the shipped defaults
-#: (cache, coalescing and a merge window in front of the same upstream call).
+#: every call goes upstream exactly as a direct call would), the same without the fast
+#: path, and the shipped defaults (cache, coalescing and a merge window in front of the
+#: same upstream call).
 GATEWAY_CONFIGS: dict[str, str] = {
-    "gateway": "[cache]\nenabled = false\n[coalesce]\nenabled = false\n[merge]\nwindow_ms = 0\n",
+    "gateway": _FORWARDING,
+    "gw-boto": _FORWARDING,
     "gw-full": "",
+}
+#: Extra `[upstream]` settings of a gateway under test.
+UPSTREAM_SETTINGS = {"gw-boto": "fast_path = false\n"}
+#: Printed with a gateway's added latency: what the figure includes by design.
+ROW_NOTES = {
+    "gw-full": "includes the shipped 2 ms merge window, waited by every mergeable miss",
 }
 
 
@@ -311,7 +322,9 @@ class Stack:
         config = self.tmp / f"{name}.toml"
         config.write_text(
             f'[upstream]\nendpoint_url = "{self.emulator_url}"\nregion = "us-east-1"\n'
-            '[server]\nhost = "127.0.0.1"\n[logging]\nlevel = "WARNING"\n' + GATEWAY_CONFIGS[name]
+            + UPSTREAM_SETTINGS.get(name, "")
+            + '[server]\nhost = "127.0.0.1"\n[logging]\nlevel = "WARNING"\n'
+            + GATEWAY_CONFIGS[name]
         )
         gateway = self._python(name, ["-m", "gateway", "serve", "--config", str(config)])
         metrics = free_port()  # worker i serves metrics on metrics + i
@@ -664,7 +677,12 @@ def derived(rows: list[Row], reference_rate: float) -> dict[str, Any]:
     out["max_rps"] = closed
     out["ratios"] = {
         f"{a}/{b}": closed[a] / closed[b]
-        for a, b in (("gateway", "trivial"), ("gateway", "direct"), ("gw-full", "trivial"))
+        for a, b in (
+            ("gateway", "trivial"),
+            ("gateway", "direct"),
+            ("gateway", "gw-boto"),
+            ("gw-full", "trivial"),
+        )
         if closed.get(a) and closed.get(b)
     }
     return out
@@ -697,6 +715,7 @@ def print_derived(figures: dict[str, Any]) -> None:
         print(
             f"  {key[:-3]:<12} added latency: {figure['value']:+.2f} ms "
             f"(target <= {figure['target']:g} ms: {verdict}; rounds: {rounds})"
+            + (f" [{ROW_NOTES[key[:-7]]}]" if key[:-7] in ROW_NOTES else "")
         )
     for name, split in figures["split"].items():
         if split:

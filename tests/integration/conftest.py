@@ -13,9 +13,26 @@ from mlgw.personalize.v1 import personalize_pb2_grpc
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
 
 from gateway.config import Config
+from gateway.emulator import Emulator
+from gateway.emulator.config import parse_config
 from gateway.server import Gateway
+from tests.conftest import TEST_JOB_STEP_SECONDS
+from tests.support import PROCESS_CREDENTIALS
 
 TEST_CREDENTIALS = ("testing-access-key", "testing-secret-key")
+#: Every key the integration tests sign with (in-process gateways, gateway processes,
+#: direct aiobotocore clients).
+SIGNING_KEYS = dict([TEST_CREDENTIALS, PROCESS_CREDENTIALS, ("testing", "testing")])
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    """The emulator, verifying every SigV4 signature with botocore's signer: each request
+    the gateway sends (its fast path signs with the gateway's own code) is checked by an
+    independent implementation."""
+    config = parse_config({"auth": {"credentials": SIGNING_KEYS}})
+    async with Emulator(config, job_step_seconds=TEST_JOB_STEP_SECONDS) as emu:
+        yield emu
 
 
 def gateway_config(
@@ -39,13 +56,12 @@ GatewayFactory = Callable[..., Awaitable[Gateway]]
 
 @pytest.fixture
 async def make_gateway(emulator: Any) -> AsyncIterator[GatewayFactory]:
-    """`await make_gateway(upstream={...}, server={...})`: a started in-process gateway."""
+    """`await make_gateway(upstream={...}, server={...})`: a started in-process gateway
+    (`credentials=(key, secret)` replaces the test credentials)."""
     started: list[Gateway] = []
 
-    async def make(**settings: Any) -> Gateway:
-        gw = Gateway(
-            gateway_config(emulator.endpoint_url, **settings), credentials=TEST_CREDENTIALS
-        )
+    async def make(credentials: tuple[str, str] = TEST_CREDENTIALS, **settings: Any) -> Gateway:
+        gw = Gateway(gateway_config(emulator.endpoint_url, **settings), credentials=credentials)
         await gw.start()
         started.append(gw)
         return gw

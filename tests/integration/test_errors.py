@@ -85,3 +85,26 @@ async def test_error_is_mapped_as_documented(
         assert error.details()  # AWS's message passes through
     assert "testing-secret-key" not in (error.details() or "")
     assert "Signature=" not in (error.details() or "")
+
+
+async def test_credentials_aws_refuses_are_the_gateways_problem(
+    make_gateway: Any, emulator: Any
+) -> None:
+    """The emulator checks signatures with botocore's signer; a wrong secret fails the same
+    way on the fast path (GetRecommendations) and through botocore (ListBatchInferenceJobs),
+    and the secret appears nowhere in the answer."""
+    gateway = await make_gateway(credentials=("testing-access-key", "not-the-secret"))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+        stubs = Stubs(channel)
+        for call, request in (
+            (stubs.runtime.GetRecommendations, VALID["GetRecommendations"]),
+            (stubs.personalize.ListBatchInferenceJobs, VALID["ListBatchInferenceJobs"]),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(request, timeout=5)
+            assert caught.value.code() == grpc.StatusCode.INTERNAL
+            info = error_info(caught.value)
+            assert info.reason == "UPSTREAM_AUTH_FAILED"
+            assert info.metadata["awsErrorCode"] == "InvalidSignatureException"
+            assert "not-the-secret" not in f"{caught.value.details()} {info}"
+    assert emulator.stats()["calls"] == {}
