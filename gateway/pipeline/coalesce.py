@@ -71,7 +71,7 @@ class Coalesce:
                     counted.coalesced += 1
                 flight.waiters += 1
                 try:
-                    response = await wait_for_shared(flight.task, call.deadline)
+                    response = await wait_for_shared(flight.task, call.deadline, op.upstream)
                 except DeadlineExceeded:
                     loop_time = asyncio.get_running_loop().time()
                     if call.deadline > flight.started_deadline and call.deadline > loop_time:
@@ -92,13 +92,18 @@ class Coalesce:
         return coalesced
 
 
-async def wait_for_shared(task: asyncio.Future[Message], deadline: float) -> Message:
-    """Wait for a shared call until `deadline` (loop time); leaving never cancels it."""
+async def wait_for_shared(task: asyncio.Future[Message], deadline: float, service: str) -> Message:
+    """Wait for a shared call until `deadline` (loop time); leaving never cancels it.
+
+    Running out of time here is the upstream being slower than this caller's deadline, so
+    the caller sees the same reason as when its own call timed out (UPSTREAM_TIMEOUT).
+    """
     try:
         async with asyncio.timeout_at(deadline):
             return await asyncio.shield(task)
     except TimeoutError:
         raise DeadlineExceeded(
-            "the call's deadline passed while it waited for a shared upstream call",
-            reason="DEADLINE_EXCEEDED",
+            f"{service} did not answer the shared call within this call's deadline",
+            reason="UPSTREAM_TIMEOUT",
+            metadata={"service": service},
         ) from None

@@ -151,7 +151,7 @@ class _Merger:
             self._flush(key, batch)  # waiting out the window would eat its remaining time
         batch.waiters += 1
         try:
-            response = await wait_for_shared(batch.done, call.deadline)
+            response = await wait_for_shared(batch.done, call.deadline, self.op.upstream)
         finally:
             batch.waiters -= 1
             if batch.waiters == 0 and not batch.done.done():
