@@ -42,27 +42,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import grpc
 import uvloop
 from aiobotocore.session import AioSession
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc as rt_grpc
 
-from gateway.demo import DEMO_CAMPAIGN, wait_until_serving
+from gateway.demo import DEMO_CAMPAIGN
 from tests.bench import h2load
-from tests.bench.bench_gateway import (
-    METHOD_PATH,
-    ROOT,
-    EmulatorStats,
-    Layout,
-    Service,
-    cpu_seconds,
-    environment,
-    free_port,
-)
+from tests.bench.bench_gateway import METHOD_PATH, cpu_seconds, environment
 from tests.bench.direct_client import client_config, open_loop
 from tests.bench.h2load import Summary, percentile, summarize
+from tests.bench.processes import STARTUP_TIMEOUT, EmulatorStats, Layout, ProcessStack, run_json
 
 HIT_USER = "bench-hit-user"
 #: The gateways under test: the shipped defaults, and the same without the merge window
@@ -71,7 +62,6 @@ GATEWAYS = {"gateway": "", "gw-nowin": "[merge]\nwindow_ms = 0\n"}
 #: Zipf exponent and population of the workload the issue names.
 ZIPF_S = 1.1
 USERS = 10_000
-_STARTUP_TIMEOUT = 60.0
 _MAX_IN_FLIGHT = 512
 
 
@@ -176,61 +166,19 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @dataclass
-class Stack:
-    tmp: Path
-    layout: Layout
-    ports: dict[str, int] = field(default_factory=dict)
-    services: dict[str, Service] = field(default_factory=dict)
-
-    @property
-    def emulator_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['emulator']}"
-
-    def python(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Service:
-        service = Service(name, [sys.executable, *args], self.tmp / f"{name}.log", env or {})
-        self.services[name] = service
-        self.ports.setdefault(name, free_port())
-        return service
+class Stack(ProcessStack):
+    """The emulator, the trivial server and the gateways of `GATEWAYS`."""
 
     async def start(self) -> None:
-        emulator = self.python("emulator", ["-m", "gateway.emulator"])
-        emulator.argv += ["--port", str(self.ports["emulator"]), "--log-level", "WARNING"]
-        await emulator.start(self.layout.support)
-        async with asyncio.timeout(_STARTUP_TIMEOUT):
-            await _http_ok(f"{self.emulator_url}/_emulator/health", emulator)
-        trivial = self.python("trivial", ["-m", "tests.bench.trivial_server"])
-        trivial.argv += ["--port", str(self.ports["trivial"])]
+        await self.start_emulator()
+        self.trivial_service()
         for name, extra in GATEWAYS.items():
-            config = self.tmp / f"{name}.toml"
-            config.write_text(
-                f'[upstream]\nendpoint_url = "{self.emulator_url}"\nregion = "us-east-1"\n'
-                '[server]\nhost = "127.0.0.1"\n[logging]\nlevel = "WARNING"\n' + extra
-            )
-            gateway = self.python(name, ["-m", "gateway", "serve", "--config", str(config)])
-            gateway.argv += ["--port", str(self.ports[name]), "--metrics-port", "0"]
-            gateway.env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+            self.gateway_service(name, extra)
         for name in ("trivial", *GATEWAYS):
             await self.services[name].start(self.layout.sut)
-        async with asyncio.timeout(_STARTUP_TIMEOUT):
+        async with asyncio.timeout(STARTUP_TIMEOUT):
             for name in ("trivial", *GATEWAYS):
-                service = self.services[name]
-                await wait_until_serving(f"127.0.0.1:{self.ports[name]}", service.alive)
-
-    async def stop(self) -> None:
-        for service in reversed(list(self.services.values())):
-            await service.stop()
-
-
-async def _http_ok(url: str, service: Service) -> None:
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if not service.alive():
-                raise RuntimeError(f"{service.name} exited:\n{service.tail()}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
+                await self.serving(name)
 
 
 @contextlib.asynccontextmanager
@@ -261,9 +209,7 @@ async def hit_throughput(stack: Stack, args: argparse.Namespace) -> list[HitRow]
     body = stack.tmp / "hit.bin"
     body.write_bytes(h2load.grpc_frame(request))
     targets = {
-        name: h2load.verified_target(
-            name, f"http://127.0.0.1:{stack.ports[name]}{METHOD_PATH}", body
-        )
+        name: h2load.verified_target(name, f"http://{stack.address(name)}{METHOD_PATH}", body)
         for name in ("trivial", "gateway")
     }  # the check request is the gateway's one miss: every timed request can hit
     for target in targets.values():  # connections, caches and the allocator settle
@@ -305,7 +251,7 @@ def _hit_line(row: HitRow) -> str:
 async def zipf_rows(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]:
     stats = EmulatorStats(stack.emulator_url)
     rows = []
-    endpoints = {name: f"127.0.0.1:{stack.ports[name]}" for name in GATEWAYS}
+    endpoints = {name: stack.address(name) for name in GATEWAYS}
     endpoints["direct"] = stack.emulator_url
     for name, endpoint in endpoints.items():
         await stats.reset()
@@ -317,7 +263,7 @@ async def zipf_rows(stack: Stack, args: argparse.Namespace) -> list[dict[str, An
         argv += ["--seconds", f"{args.zipf_seconds:g}", "--seed", str(args.seed)]
         server = stack.services.get(name)
         cpu0 = cpu_seconds(server.pid) if server else 0.0
-        result = await _subprocess_json(argv, cpu, args.zipf_seconds * 3 + 60)
+        result = await run_json(argv, cpu, args.zipf_seconds * 3 + 60)
         calls, upstream_errors = await stats.calls_and_errors()
         summary = result["summary"]
         requests = summary["requests"] + 1  # + the warm-up call
@@ -352,28 +298,6 @@ def _zipf_line(row: dict[str, Any]) -> str:
             for kind, v in sorted(row.get("latency_by_cache_ms", {}).items())
         )
     )
-
-
-async def _subprocess_json(argv: list[str], cpu: int | None, budget: float) -> dict[str, Any]:
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu), *argv]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), budget)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"driver failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
 
 
 # --- entry point ----------------------------------------------------------------------

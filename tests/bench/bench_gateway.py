@@ -4,7 +4,7 @@
                                         [--layout split|none] [--json out.json]
     python -m tests.bench.bench_gateway --soak-seconds 600 [--soak-rate 200]
 
-Starts the emulator, the trivial server, two gateways and the direct client as
+Starts the emulator, the trivial server, three gateways and the direct client as
 subprocesses on free 127.0.0.1 ports, then for each offered rate and round measures, one
 after the other:
 
@@ -36,14 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import os
 import re
 import resource
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -57,11 +55,18 @@ import aiohttp
 import grpc
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
-from gateway.demo import DEMO_CAMPAIGN, wait_until_serving
+from gateway.demo import DEMO_CAMPAIGN
 from tests.bench import h2load
 from tests.bench.h2load import Summary, Target
+from tests.bench.processes import (
+    STARTUP_TIMEOUT,
+    EmulatorStats,
+    Layout,
+    ProcessStack,
+    bounded,
+    free_port,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 METHOD_PATH = "/mlgw.personalize_runtime.v1.PersonalizeRuntimeService/GetRecommendations"
 USER_ID = "bench-user-1"
 #: Sent to the gateway so a cache stage (when configured) cannot answer instead of the
@@ -69,125 +74,13 @@ USER_ID = "bench-user-1"
 NO_CACHE = "cache-control: no-cache"
 #: Calls the direct client makes at start-up (off the clock), after one probe call.
 DIRECT_WARMUP = 200
-_STARTUP_TIMEOUT = 60.0
-_STOP_TIMEOUT = 10.0
 _RSS_INTERVAL = 10.0
 _MAX_SOAK_SECONDS = 4 * 3600.0
 #: Soak verdict: growth from the first to the last sample within max(this, 5% of start).
 _SOAK_ALLOWED_MIB = 4.0
 
 
-# --- processes -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    """CPUs for the process under measurement and for its support (emulator, h2load)."""
-
-    sut: int | None
-    support: int | None
-
-    @classmethod
-    def choose(cls, name: str) -> Layout:
-        if name == "split" and (os.cpu_count() or 1) >= 2:
-            return cls(sut=0, support=1)
-        return cls(sut=None, support=None)
-
-    def describe(self) -> str:
-        if self.sut is None:
-            return "none (scheduler places every process)"
-        return f"split: measured process on CPU {self.sut}; emulator + h2load on CPU {self.support}"
-
-
-def _die_with_parent() -> None:
-    """Child-side: SIGTERM when the bench dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
-@dataclass
-class Service:
-    """A subprocess in its own process group, output to a log file, killed on exit."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str] = field(default_factory=dict)
-    #: Talks JSON lines over stdin/stdout (the direct client); stderr still goes to `log`.
-    piped: bool = False
-    proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, cpu: int | None) -> None:
-        argv = (["taskset", "-c", str(cpu)] if cpu is not None else []) + self.argv
-        pipe = asyncio.subprocess.PIPE
-        with self.log.open("wb") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
-                stdin=pipe if self.piped else asyncio.subprocess.DEVNULL,
-                stdout=pipe if self.piped else out,
-                stderr=out if self.piped else asyncio.subprocess.STDOUT,
-                start_new_session=True,  # its own group: stop() reaches every descendant
-                preexec_fn=_die_with_parent,
-            )
-
-    async def ask(self, request: dict[str, Any] | None, budget: float) -> dict[str, Any]:
-        """Send one JSON line (if any) and read one JSON line back within `budget` s."""
-        if self.proc is None or self.proc.stdin is None or self.proc.stdout is None:
-            raise RuntimeError(f"{self.name} was not started with pipes")
-        if request is not None:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
-            await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), budget)
-        if not line:
-            raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    async def stop(self) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), _STOP_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            await self.proc.wait()
-
-    def failures(self) -> dict[str, int]:
-        """Failed RPCs the gateway logged ("rpc failed"), counted by code and reason."""
-        counts: dict[str, int] = {}
-        if not self.log.exists():
-            return counts
-        for line in self.log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict) and entry.get("msg") == "rpc failed":
-                    key = f"{entry.get('code')}/{entry.get('reason')}"
-                    counts[key] = counts.get(key, 0) + 1
-        return counts
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# --- CPU and memory, from /proc -------------------------------------------------------
 
 
 def _tree(pid: int) -> list[int]:
@@ -280,114 +173,43 @@ ROW_NOTES = {
 
 
 @dataclass
-class Stack:
-    tmp: Path
-    layout: Layout
-    ports: dict[str, int] = field(default_factory=dict)
+class Stack(ProcessStack):
+    """The emulator, the gateways under test and, for the comparison, the trivial server
+    and the direct client."""
+
     #: Prometheus ports of each gateway (one per worker): the time spent in its handler.
     metrics_ports: dict[str, list[int]] = field(default_factory=dict)
-    services: dict[str, Service] = field(default_factory=dict)
-
-    @property
-    def emulator_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['emulator']}"
-
-    def _python(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Service:
-        service = Service(name, [sys.executable, *args], self.tmp / f"{name}.log", env or {})
-        self.services[name] = service
-        self.ports.setdefault(name, free_port())
-        return service
 
     async def start(
         self, workers: int, gateways: Sequence[str], trivial: bool, in_flight: int
     ) -> None:
-        emulator = self._python("emulator", ["-m", "gateway.emulator"])
-        emulator.argv += ["--port", str(self.ports["emulator"]), "--log-level", "WARNING"]
-        await emulator.start(self.layout.support)
-        await _bounded(_wait_http_ok(f"{self.emulator_url}/_emulator/health", emulator))
+        await self.start_emulator()
         waits = [self._start_gateway(name, workers) for name in gateways]
         if trivial:
             waits += [self._start_trivial(), self._start_direct(in_flight)]
         await asyncio.gather(*waits)
 
     async def _start_direct(self, in_flight: int) -> None:
-        direct = self._python("direct", ["-m", "tests.bench.direct_client", "--serve"])
+        direct = self.python("direct", ["-m", "tests.bench.direct_client", "--serve"])
         direct.piped = True
         direct.argv += ["--endpoint", self.emulator_url, "--user-id", USER_ID]
         direct.argv += ["--warmup", str(DIRECT_WARMUP), "--concurrency", str(in_flight)]
         await direct.start(self.layout.sut)
-        await direct.ask(None, _STARTUP_TIMEOUT)  # {"ready": true} once warm
+        await direct.ask(None, STARTUP_TIMEOUT)  # {"ready": true} once warm
 
     async def _start_trivial(self) -> None:
-        trivial = self._python("trivial", ["-m", "tests.bench.trivial_server"])
-        trivial.argv += ["--port", str(self.ports["trivial"])]
-        await trivial.start(self.layout.sut)
-        await _bounded(wait_until_serving(f"127.0.0.1:{self.ports['trivial']}", trivial.alive))
+        await self.trivial_service().start(self.layout.sut)
+        await bounded(self.serving("trivial"))
 
     async def _start_gateway(self, name: str, workers: int) -> None:
-        config = self.tmp / f"{name}.toml"
-        config.write_text(
-            f'[upstream]\nendpoint_url = "{self.emulator_url}"\nregion = "us-east-1"\n'
-            + UPSTREAM_SETTINGS.get(name, "")
-            + '[server]\nhost = "127.0.0.1"\n[logging]\nlevel = "WARNING"\n'
-            + GATEWAY_CONFIGS[name]
-        )
-        gateway = self._python(name, ["-m", "gateway", "serve", "--config", str(config)])
         metrics = free_port()  # worker i serves metrics on metrics + i
         self.metrics_ports[name] = [metrics + i for i in range(workers)]
-        gateway.argv += ["--port", str(self.ports[name]), "--metrics-port", str(metrics)]
+        gateway = self.gateway_service(
+            name, GATEWAY_CONFIGS[name], UPSTREAM_SETTINGS.get(name, ""), metrics_port=metrics
+        )
         gateway.argv += ["--workers", str(workers)]
-        # The gateway resolves credentials through the standard chain, like in production.
-        gateway.env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
         await gateway.start(self.layout.sut)
-        await _bounded(wait_until_serving(f"127.0.0.1:{self.ports[name]}", gateway.alive))
-
-    async def stop(self) -> None:
-        for service in reversed(list(self.services.values())):
-            await service.stop()
-
-    def check_alive(self) -> None:
-        for service in self.services.values():
-            if not service.alive():
-                raise RuntimeError(f"{service.name} exited:\n{service.tail()}")
-
-
-async def _bounded(awaitable: Any) -> None:
-    async with asyncio.timeout(_STARTUP_TIMEOUT):
-        await awaitable
-
-
-async def _wait_http_ok(url: str, service: Service) -> None:
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if not service.alive():
-                raise RuntimeError(f"{service.name} exited:\n{service.tail()}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-
-
-class EmulatorStats:
-    """The emulator's call counters: proof that gateway requests reached the upstream."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-
-    async def reset(self) -> None:
-        async with aiohttp.ClientSession() as session:
-            await session.post(f"{self._url}/_emulator/reset-stats")
-
-    async def calls_and_errors(self) -> tuple[int, int]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{self._url}/_emulator/stats") as response,
-        ):
-            stats = await response.json()
-        calls = int(stats.get("calls", {}).get("GetRecommendations", 0))
-        errors = sum(stats.get("errors", {}).get("GetRecommendations", {}).values())
-        return calls, int(errors)
+        await bounded(self.serving(name))
 
 
 _HANDLER_SUM = re.compile(
@@ -490,9 +312,8 @@ class Bench:
         for name in ("trivial", *GATEWAY_CONFIGS):
             if name not in self.stack.services:
                 continue
-            port = self.stack.ports[name]
             headers = (NO_CACHE,) if name in GATEWAY_CONFIGS else ()
-            url = f"http://127.0.0.1:{port}{METHOD_PATH}"
+            url = f"http://{self.stack.address(name)}{METHOD_PATH}"
             self.targets[name] = h2load.verified_target(name, url, body, headers)
 
     async def warm_up(self) -> None:

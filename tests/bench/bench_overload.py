@@ -64,14 +64,21 @@ from grpc_status import rpc_status
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc as rt_grpc
 
-from gateway.demo import DEMO_CAMPAIGN, wait_until_serving
-from tests.bench.bench_gateway import Layout, Service, free_port
+from gateway.demo import DEMO_CAMPAIGN
 from tests.bench.h2load import percentile
+from tests.bench.processes import (
+    STARTUP_TIMEOUT,
+    EmulatorStats,
+    Layout,
+    ProcessStack,
+    Service,
+    free_port,
+    run_json,
+)
 
 #: Warm-up calls go to another campaign, so they never touch the limited bucket.
 WARMUP_CAMPAIGN = DEMO_CAMPAIGN.replace("campaign/demo", "campaign/popular")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-_STARTUP_TIMEOUT = 60.0
 _IMMEDIATE = {"deadline", "max_wait", "queue_full", "displaced"}
 #: gRPC connections the load generator opens to each gateway.
 _CONNECTIONS = 8
@@ -275,61 +282,28 @@ def summarize(load: Load, args: argparse.Namespace) -> dict[str, Any]:
 
 
 @dataclass
-class Stack:
-    tmp: Path
-    layout: Layout
-    emulator: Service | None = None
-    port: int = 0
+class Stack(ProcessStack):
+    """The emulator, limiting the campaign; each row starts and stops its own gateways."""
+
     #: TOML appended to every gateway's config (`--gateway-extra`).
     gateway_extra: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.port = free_port()
-        self.emulator = Service(
-            "emulator",
-            [sys.executable, "-m", "gateway.emulator", "--port", str(self.port)],
-            self.tmp / "emulator.log",
-        )
-        self.emulator.argv += ["--log-level", "WARNING"]
-        await self.emulator.start(self.layout.support)
-        async with asyncio.timeout(_STARTUP_TIMEOUT):
-            while not await _get_ok(f"{self.url}/_emulator/health"):
-                if not self.emulator.alive():
-                    raise RuntimeError(self.emulator.tail())
-                await asyncio.sleep(0.05)
 
     async def limit(self, rate: float) -> None:
         """A fresh, full bucket for the campaign, and zeroed counters."""
         faults = {"tps": [{"arn": DEMO_CAMPAIGN, "rate": rate, "burst": rate}]}
-        async with aiohttp.ClientSession() as session:
-            async with session.put(f"{self.url}/_emulator/faults", json=faults) as response:
-                assert response.status == 200, await response.text()
-            await session.post(f"{self.url}/_emulator/reset-stats")
-
-    async def counts(self) -> tuple[int, int]:
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/_emulator/stats") as response,
+            session.put(f"{self.emulator_url}/_emulator/faults", json=faults) as response,
         ):
-            stats = await response.json()
+            assert response.status == 200, await response.text()
+        await EmulatorStats(self.emulator_url).reset()
+
+    async def counts(self) -> tuple[int, int]:
+        """The campaign's calls and throttles since `limit`."""
+        stats = await EmulatorStats(self.emulator_url).snapshot()
         calls = stats["calls_by_arn"].get(DEMO_CAMPAIGN, {}).get("GetRecommendations", 0)
         throttled = stats["throttled_by_arn"].get(DEMO_CAMPAIGN, {}).get("GetRecommendations", 0)
         return int(calls), int(throttled)
-
-    async def stop(self) -> None:
-        if self.emulator is not None:
-            await self.emulator.stop()
-
-
-async def _get_ok(url: str) -> bool:
-    with contextlib.suppress(aiohttp.ClientError):
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return response.status == 200
-    return False
 
 
 @contextlib.asynccontextmanager
@@ -337,35 +311,24 @@ async def gateways(
     stack: Stack, name: str, extra: str, count: int = 1
 ) -> AsyncIterator[tuple[list[str], list[str]]]:
     """Start `count` gateways; yields their gRPC endpoints and /metrics URLs."""
-    services = []
-    endpoints = []
+    services: list[Service] = []
     metrics_urls = []
     try:
         for index in range(count):
-            port = free_port()
-            config = stack.tmp / f"{name}-{index}.toml"
-            config.write_text(
-                f'[upstream]\nendpoint_url = "{stack.url}"\nregion = "us-east-1"\n'
-                '[server]\nhost = "127.0.0.1"\n[logging]\nlevel = "ERROR"\n'
-                + extra
-                + stack.gateway_extra
-            )
-            service = Service(
-                f"{name}-{index}",
-                [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                stack.tmp / f"{name}-{index}.log",
-                {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"},
-            )
             metrics_port = free_port()
-            service.argv += ["--port", str(port), "--metrics-port", str(metrics_port)]
+            service = stack.gateway_service(
+                f"{name}-{index}",
+                extra + stack.gateway_extra,
+                metrics_port=metrics_port,
+                log_level="ERROR",
+            )
             await service.start(stack.layout.sut)
             services.append(service)
-            endpoints.append(f"127.0.0.1:{port}")
             metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
-        async with asyncio.timeout(_STARTUP_TIMEOUT):
-            for service, endpoint in zip(services, endpoints, strict=True):
-                await wait_until_serving(endpoint, service.alive)
-        yield endpoints, metrics_urls
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            for service in services:
+                await stack.serving(service.name)
+        yield [stack.address(service.name) for service in services], metrics_urls
     finally:
         for service in services:
             await service.stop()
@@ -419,24 +382,6 @@ async def limits_metrics(urls: Sequence[str]) -> dict[str, float]:
     return dict(totals)
 
 
-async def _driver(argv: list[str], cpu: int | None, budget: float) -> dict[str, Any]:
-    full = (["taskset", "-c", str(cpu)] if cpu is not None else []) + argv
-    proc = await asyncio.create_subprocess_exec(
-        *full, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(budget):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode:
-        raise RuntimeError(f"driver failed: {err.decode(errors='replace')[-2000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
-
-
 async def redis_available() -> bool:
     try:
         from redis.asyncio import Redis
@@ -485,23 +430,23 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
         plans = [plan for plan in plans if plan[0] in args.only.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as tmp:
         stack = Stack(Path(tmp), layout, gateway_extra=args.gateway_extra.replace("\\n", "\n"))
-        await stack.start()
         try:
+            await stack.start_emulator()
             for name, extra, count, clients in plans:
                 driver = [sys.executable, "-m", "tests.bench.bench_overload", "drive", *common]
                 # Users never seen before (no cache tier, not even Redis's, can answer).
                 driver += ["--users", f"u{time.time_ns()}"]
                 if clients:
                     await stack.limit(args.limit)
-                    argv = [*driver, "--target", "direct", "--endpoint", stack.url]
+                    argv = [*driver, "--target", "direct", "--endpoint", stack.emulator_url]
                     argv += ["--clients", clients]
-                    result = await _driver(argv, layout.sut, budget)
+                    result = await run_json(argv, layout.sut, budget)
                 else:
                     async with gateways(stack, name, extra, count) as (endpoints, urls):
                         await stack.limit(args.limit)
                         argv = [*driver, "--target", "gateway"]
                         argv += ["--endpoint", ",".join(endpoints)]
-                        result = await _driver(argv, layout.support, budget)
+                        result = await run_json(argv, layout.support, budget)
                         result["server"] = await server_latency(urls)
                         result["limits_metrics"] = await limits_metrics(urls)
                 calls, throttled = await stack.counts()
