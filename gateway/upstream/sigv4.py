@@ -2,9 +2,9 @@
 
 botocore's `SigV4Auth` re-derives everything per request (URL parsing, header filtering,
 the signing-key chain of four HMACs) and costs ~150 µs a call here. A fast-path request has
-a fixed method, path and header set, so the canonical URI, the signed-header list and the
-credential scope are built once, and the signing key once per day and secret. What is left
-per request is two SHA-256 and one HMAC.
+a fixed method and path, so the canonical URI and the scope's tail are built once per
+operation, and the signing key once per day and secret. What is left per request is the
+canonical headers (three or four), two SHA-256 and one HMAC.
 
 Follows https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html;
 tests/unit/test_sigv4.py checks every signature against botocore's, and the emulator can
@@ -38,11 +38,10 @@ def amz_date(now: float) -> str:
 
 
 class RequestSigner:
-    """Signs requests with one method, URL and set of signed headers for one service.
+    """Signs requests with one method and URL for one service and region.
 
-    `headers` passed to `authorization` must hold exactly the lower-case names given to the
-    constructor (plus `x-amz-security-token` when the credentials carry one); `host` is added
-    from the URL.
+    `authorization` signs every header it is given (lower-case names) plus `host`, which
+    it derives from the URL as an HTTP client would send it.
     """
 
     def __init__(self, method: str, url: str, service: str, region: str) -> None:

@@ -26,12 +26,13 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from typing import Any
+
+from tests.bench.processes import free_port
 
 CAMPAIGN = "arn:aws:personalize:us-east-1:000000000000:campaign/demo"
 USERS = 1000
@@ -44,12 +45,6 @@ def _pin(cpu: int) -> bool:
         return False
     os.sched_setaffinity(0, {cpu})
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _admin(port: int, path: str, method: str = "GET") -> Any:
@@ -229,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args(argv)
 
-    port = _free_port()
+    port = free_port()
     pin_emulator = (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
     emulator = subprocess.Popen(
         [sys.executable, "-m", "gateway.emulator", "--port", str(port), "--log-level", "WARNING"],
