@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: setup run test lint protos check-protos bench clean
+.PHONY: setup services run test lint protos check-protos bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,16 @@ $(BUF): package.json package-lock.json
 
 setup: $(STAMP) $(BUF)
 
+## Redis on 127.0.0.1:6379 and h2load: installed from Debian's packages when missing, Redis started.
+services:
+	bash tests/services.sh
+
 ## Start the gateway on the built-in emulator and show a real call answered (Ctrl-C stops it).
 run: $(STAMP)
 	$(BIN)/gateway serve --emulator --demo
 
 ## Everything CI checks: lint, types, proto lint, generated code fresh, the test suite.
-test: setup lint
+test: setup services lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -42,7 +46,7 @@ protos: $(STAMP)
 	$(BIN)/python clients/generate.py
 
 ## Load and soak benchmarks (not part of `make test`).
-bench: setup
+bench: setup services
 	$(BIN)/python -m tests.bench.run_all
 
 clean:
