@@ -195,9 +195,9 @@ class RetryConfig:
     #: An attempt of an idempotent operation still unanswered after its timeout is abandoned
     #: and retried, but only when a retry can follow (attempts, budget, and the deadline
     #: leaves room for one more attempt): otherwise it keeps the whole remaining deadline.
-    #: The timeout follows the measured latency (AWS Builders' Library): `attempt_timeout_
-    #: factor` times the `attempt_timeout_percentile` of the operation's last
-    #: `attempt_timeout_window` attempts, at least `min_attempt_timeout_seconds`; until
+    #: The timeout follows the measured latency (AWS Builders' Library):
+    #: `attempt_timeout_factor` times the `attempt_timeout_percentile` of the operation's
+    #: last `attempt_timeout_window` attempts, at least `min_attempt_timeout_seconds`; until
     #: `attempt_timeout_min_samples` are measured, at least `attempt_timeout_seconds`
     #: (conservative). 0 turns per-attempt timeouts off (attempts get all the time).
     attempt_timeout_seconds: float = 3.0

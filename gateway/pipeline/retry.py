@@ -29,11 +29,11 @@ attempts, at least a floor, and a conservative `attempt_timeout_seconds` until e
 measured (`attempt_timeout`). The timeout only says when the attempt *may* be abandoned:
 when it expires the retry is decided there and then, by the same rules as any retry, and
 the attempt is abandoned only if the retry is allowed (attempts left, a budget token, and
-the rest of the deadline fits the backoff plus a typical attempt). Otherwise it keeps the
-whole remaining deadline: cutting an attempt no retry can follow would only turn a slow
-answer into a false timeout. An abandoned attempt is cancelled, so the stages below see a
-cancellation, not a failure: the breaker counts nothing for it (the attempt that finally
-answers or fails carries the call's verdict), the upstream was never proven unwell by it.
+the rest of the deadline fits the worst backoff plus an attempt of the measured p99.9).
+Otherwise it keeps the whole remaining deadline: cutting an attempt no retry can follow
+would only turn a slow answer into a false timeout. An abandoned attempt is cancelled, so
+the stages below see a cancellation, not a failure: the breaker counts nothing for it (the
+attempt that finally answers or fails carries the call's verdict).
 
 When a retry is turned away by the gateway itself (the limiter has no token in time, the
 breaker opened), the caller gets the upstream's last error, which says what went wrong.
@@ -258,27 +258,21 @@ class Retry:
             last: GatewayError | None = None
             ambiguous = False  # an earlier attempt may have taken effect
             cut = 0.0  # the timeout of the previous attempt, when it was abandoned
+
+            def may_abandon() -> bool:
+                """At the attempt's timeout: is a retry allowed now? (It spends the token.)"""
+                need = max(latency.reserve(), times.percentile())
+                why = self._refusal(_abandoned(service), attempt, TIMEOUT, call, budget, need)
+                return why is None
+
             while True:
                 try:
                     if not timed:
                         return await inner(call)
                     limit = attempt_timeout(cfg, times, cut)
-
-                    def may_abandon(attempt: int = attempt) -> bool:
-                        error = _abandoned(service)
-                        need = max(latency.reserve(), times.percentile())
-                        return self._refusal(error, attempt, TIMEOUT, call, budget, need) is None
-
                     answer = await _bounded(inner, call, limit, may_abandon, times)
                     if answer is not None:
                         return answer
-                    # Abandoned: the retry was granted (budget spent) when its timer fired.
-                    cut = limit
-                    await sleep(backoff(cfg, attempt, TIMEOUT, rng))
-                    retried[TIMEOUT].inc()
-                    last = _abandoned(service)
-                    attempt += 1
-                    continue
                 except GatewayError as error:
                     if last is not None and _turned_away(error):
                         raise _final(last, attempt - 1) from None
@@ -310,6 +304,13 @@ class Retry:
                     last = error
                     ambiguous = ambiguous or cause != THROTTLE
                     attempt += 1
+                    continue
+                # Abandoned at its timeout: the retry was granted (its token spent) right then.
+                cut = limit
+                await sleep(backoff(cfg, attempt, TIMEOUT, rng))
+                retried[TIMEOUT].inc()
+                last = _abandoned(service)
+                attempt += 1
 
         return retrying
 

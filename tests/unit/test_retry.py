@@ -12,7 +12,7 @@ from mlgw.bedrock.v1 import bedrock_pb2
 from mlgw.personalize.v1 import personalize_pb2
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.errors import DeadlineExceeded, GatewayError, UpstreamError
 from gateway.limits_config import RetryConfig
 from gateway.operations import OPERATIONS, Operation
@@ -297,6 +297,21 @@ def test_attempt_times_keep_a_window_and_a_rise_shows_at_once() -> None:
         times.observe(0.1)
     assert times.percentile() == 0.1  # the old samples left the window
     assert times.count == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("attempt_timeout_percentile", 0),
+        ("attempt_timeout_percentile", 100.5),
+        ("attempt_timeout_factor", 0.5),
+        ("min_attempt_timeout_seconds", -1),
+        ("attempt_timeout_window", 0),
+    ],
+)
+def test_attempt_timeout_settings_are_checked(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"retry.{key}"):
+        Config.from_dict({"retry": {key: value}})
 
 
 async def test_the_last_attempt_that_fits_gets_the_whole_remaining_deadline() -> None:
