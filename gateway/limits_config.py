@@ -115,7 +115,8 @@ class LimitsConfig:
     min_latency_reserve_seconds: float = 0.02
     #: Initial estimate of an operation's upstream latency, until it is measured.
     initial_latency_seconds: float = 0.05
-    #: (operation, ARN) buckets kept; idle ones are forgotten first beyond this.
+    #: (operation, ARN) buckets kept; beyond this the least recently used idle one is
+    #: forgotten (its adaptive rate starts over if it returns).
     max_buckets: int = 10_000
     #: With `[redis] url` set: keep the buckets in Redis, shared by every process.
     shared: bool = True
@@ -191,9 +192,20 @@ class RetryConfig:
     #: AWS's Retry-After / x-amz-retry-after is waited for up to this long; beyond it, or
     #: beyond the caller's deadline, the error goes back to the caller at once.
     max_retry_after_seconds: float = 5.0
-    #: An attempt of an idempotent operation still unanswered after this long is abandoned
-    #: and retried when the caller's deadline leaves time (0: attempts get all the time).
+    #: An attempt of an idempotent operation still unanswered after its timeout is abandoned
+    #: and retried, but only when a retry can follow (attempts, budget, and the deadline
+    #: leaves room for one more attempt): otherwise it keeps the whole remaining deadline.
+    #: The timeout follows the measured latency (AWS Builders' Library):
+    #: `attempt_timeout_factor` times the `attempt_timeout_percentile` of the operation's
+    #: last `attempt_timeout_window` attempts, at least `min_attempt_timeout_seconds`; until
+    #: `attempt_timeout_min_samples` are measured, at least `attempt_timeout_seconds`
+    #: (conservative). 0 turns per-attempt timeouts off (attempts get all the time).
     attempt_timeout_seconds: float = 3.0
+    attempt_timeout_percentile: float = 99.9
+    attempt_timeout_factor: float = 2.0
+    min_attempt_timeout_seconds: float = 1.0
+    attempt_timeout_min_samples: int = 100
+    attempt_timeout_window: int = 1000
     #: Retry budget per AWS service: each call deposits `budget_ratio` tokens and the
     #: budget also refills at `budget_min_per_second`; a retry spends one token; at most
     #: `budget_max_tokens` are saved up. So retries add at most ~10% load in an outage.
@@ -202,9 +214,22 @@ class RetryConfig:
     budget_max_tokens: float = 10.0
 
     def __post_init__(self) -> None:
-        _positive("retry", max_attempts=self.max_attempts)
+        _positive(
+            "retry",
+            max_attempts=self.max_attempts,
+            attempt_timeout_min_samples=self.attempt_timeout_min_samples,
+            attempt_timeout_window=self.attempt_timeout_window,
+        )
+        if not 0 < self.attempt_timeout_percentile <= 100:
+            _fail(
+                "retry.attempt_timeout_percentile must be in (0, 100], "
+                f"got {self.attempt_timeout_percentile}"
+            )
+        if self.attempt_timeout_factor < 1:
+            _fail(f"retry.attempt_timeout_factor must be >= 1, got {self.attempt_timeout_factor}")
         _non_negative(
             "retry",
+            min_attempt_timeout_seconds=self.min_attempt_timeout_seconds,
             base_backoff_seconds=self.base_backoff_seconds,
             throttle_backoff_seconds=self.throttle_backoff_seconds,
             max_backoff_seconds=self.max_backoff_seconds,

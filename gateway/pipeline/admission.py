@@ -32,7 +32,7 @@ every gateway process; without it, or while it is down, each process keeps its s
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -464,7 +464,8 @@ class Admission:
         self._shared = shared
         #: Operation name -> resource ARN (or None) -> its bucket (None: not limited).
         self._buckets: dict[str, dict[str | None, Bucket | None]] = {}
-        self._bucket_count = 0
+        #: Every (operation, resource) of `_buckets`, least recently used first.
+        self._recent: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self._groups: dict[str, Bucket | None] = {}
         metrics.LIMIT_BUCKETS.add(self)
 
@@ -506,14 +507,14 @@ class Admission:
     def _bucket(self, op: Operation, resource: str | None, now: float) -> Bucket | None:
         limit = self.limit(op, resource)
         bucket = None
-        if self._bucket_count >= self.cfg.max_buckets:
+        if len(self._recent) >= self.cfg.max_buckets:
             self._evict()
         if limit is not None:
             subject = f"{op.name} {resource}" if resource else op.name
             key = f"{op.name}:{resource or '*'}"
             bucket = self._new(subject, key, limit, adaptive=self.cfg.adaptive, now=now)
         self._buckets.setdefault(op.name, {})[resource] = bucket
-        self._bucket_count += 1
+        self._recent[op.name, resource] = None
         return bucket
 
     def _new(self, subject: str, key: str, limit: Limit, *, adaptive: bool, now: float) -> Bucket:
@@ -532,13 +533,16 @@ class Admission:
         )
 
     def _evict(self) -> None:
-        """Forget the oldest bucket nobody waits for (its rate starts over if it returns)."""
-        for per_resource in self._buckets.values():
-            for resource, bucket in per_resource.items():
-                if bucket is None or bucket.idle():
-                    del per_resource[resource]
-                    self._bucket_count -= 1
-                    return
+        """Forget the least recently used bucket nobody waits for (its rate starts over if
+        it returns). Not the oldest: that is usually the busiest, whose learnt adaptive
+        rate is the one most worth keeping."""
+        for name, resource in self._recent:
+            per_resource = self._buckets[name]
+            bucket = per_resource[resource]
+            if bucket is None or bucket.idle():
+                del per_resource[resource]
+                del self._recent[name, resource]
+                return
 
     # -- the stage -------------------------------------------------------------------------
 
@@ -552,6 +556,8 @@ class Admission:
         lane = _LANES[op.priority]
         resource_of = op.resource
         buckets = self._buckets.setdefault(op.name, {})
+        recent = self._recent
+        name = op.name
         recorded = metrics.admission_metrics(op.name)
         groups: list[Bucket] | None = None
 
@@ -565,6 +571,8 @@ class Admission:
             bucket = buckets.get(resource, _UNSET)
             if bucket is _UNSET:
                 bucket = self._bucket(op, resource, now)
+            else:
+                recent.move_to_end((name, resource))
             epoch = 0
             if bucket is not None:
                 if not bucket.take_now(now):

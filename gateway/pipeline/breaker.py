@@ -16,7 +16,12 @@ A failure is what says the service itself is unwell: UNAVAILABLE from the upstre
 connection refused/reset) and timeouts of attempts that had at least
 `slow_timeout_seconds`. Throttles are not failures (the admission stage's adaptive rate
 handles them), nor are caller errors: any answer from AWS proves it is up. Rejections by
-the stages below (the limiter) and cancellations say nothing either way.
+the stages below (the limiter) and cancellations say nothing either way. That includes
+an attempt the retry stage abandons at its own per-attempt timeout: it arrives here as a
+cancellation, because the gateway's statistical threshold proves nothing about the
+service, and the call's next attempt carries the verdict (its answer, or its failure, a
+timeout at the caller's deadline included). Counting it would count one slow call up to
+`max_attempts` times and open the breaker on a slow but healthy upstream.
 
 Placed under the retry stage, it sees every attempt, and an open breaker costs no token.
 """

@@ -21,8 +21,19 @@ of these hold:
   budget also refills at `budget_min_per_second`, holds at most `budget_max_tokens`, and a
   retry spends one. In an outage retries therefore add about 10% load, not 200%.
 
-Idempotent attempts are bounded by `attempt_timeout_seconds` (when the deadline is longer),
-so a hung connection is abandoned and retried instead of eating the whole deadline.
+Idempotent attempts have a timeout of their own, so a hung connection is abandoned and
+retried instead of eating the whole deadline. It follows the measured latency, as the AWS
+Builders' Library ("Timeouts, retries and backoff with jitter") advises rather than a
+constant: `attempt_timeout_factor` times a high percentile (p99.9) of the operation's recent
+attempts, at least a floor, and a conservative `attempt_timeout_seconds` until enough are
+measured (`attempt_timeout`). The timeout only says when the attempt *may* be abandoned:
+when it expires the retry is decided there and then, by the same rules as any retry, and
+the attempt is abandoned only if the retry is allowed (attempts left, a budget token, and
+the rest of the deadline fits the worst backoff plus an attempt of the measured p99.9).
+Otherwise it keeps the whole remaining deadline: cutting an attempt no retry can follow
+would only turn a slow answer into a false timeout. An abandoned attempt is cancelled, so
+the stages below see a cancellation, not a failure: the breaker counts nothing for it (the
+attempt that finally answers or fails carries the call's verdict).
 
 When a retry is turned away by the gateway itself (the limiter has no token in time, the
 breaker opened), the caller gets the upstream's last error, which says what went wrong.
@@ -32,6 +43,8 @@ A final error that was retried carries `attempts` in its ErrorInfo metadata.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -104,12 +117,80 @@ def backoff(cfg: RetryConfig, attempt: int, cause: str, rng: Callable[[], float]
     return float(rng() * min(cfg.max_backoff_seconds, base * 2 ** (attempt - 1)))
 
 
-def _attempt(call: Call, deadline: float) -> Call:
-    """The call with an earlier deadline (one attempt's), sharing params and trailers."""
-    child = Call(call.op, call.request, deadline, call.metadata)
-    child._params = call.params  # the converted params, with a generated token if any
-    child.reply_metadata = call.reply_metadata
-    return child
+class AttemptTimes:
+    """How long one operation's recent attempts took: the last `size`, in a ring.
+
+    Answered attempts give their duration; an abandoned one gives its timeout, a lower
+    bound (censored), so a slowing upstream raises the percentile at once instead of
+    being cut forever at a bound it already exceeds (Karn's rule in TCP backs the timer off
+    the same way).
+    """
+
+    __slots__ = ("_at", "_cached", "_from_top", "_samples", "_share", "_size", "_stale")
+
+    #: Observations after which a cached percentile is recomputed (it may only have fallen).
+    RECOMPUTE_EVERY = 32
+
+    def __init__(self, size: int, percentile: float) -> None:
+        self._samples: list[float] = []
+        self._size = size
+        self._at = 0
+        self._share = percentile / 100
+        self._cached = 0.0
+        self._stale = 0
+        self._from_top = 1
+
+    @property
+    def count(self) -> int:
+        return len(self._samples)
+
+    def observe(self, seconds: float) -> None:
+        samples = self._samples
+        if len(samples) < self._size:
+            samples.append(seconds)
+        else:
+            samples[self._at] = seconds
+            self._at = (self._at + 1) % self._size
+        # A sample above the percentile may raise it: recompute on the next read.
+        self._stale = self.RECOMPUTE_EVERY if seconds > self._cached else self._stale + 1
+
+    def percentile(self) -> float:
+        """The nearest-rank percentile of the samples (0.0 without any): with fewer than
+        1 / (1 - share) samples, the slowest."""
+        if self._stale >= self.RECOMPUTE_EVERY:
+            samples = self._samples
+            n = len(samples)
+            from_top = n - math.ceil(self._share * n - 1e-9) + 1
+            self._cached = heapq.nlargest(max(1, from_top), samples)[-1] if n else 0.0
+            self._stale = 0
+        return self._cached
+
+
+def attempt_timeout(cfg: RetryConfig, times: AttemptTimes, cut: float) -> float:
+    """After how long an attempt may be abandoned for a retry.
+
+    `attempt_timeout_factor` x the measured percentile, at least `min_attempt_timeout_seconds`
+    once `attempt_timeout_min_samples` are measured and `attempt_timeout_seconds` before
+    (too few samples to know the tail). `cut` is the timeout of this call's previous
+    attempt when it was abandoned (else 0): the upstream just took longer than that, so
+    the next attempt gets `factor` times as long (exponential, like TCP's RTO backoff).
+    """
+    floor = (
+        cfg.min_attempt_timeout_seconds
+        if times.count >= cfg.attempt_timeout_min_samples
+        else cfg.attempt_timeout_seconds
+    )
+    factor = cfg.attempt_timeout_factor
+    return max(floor, factor * times.percentile(), factor * cut)
+
+
+def _abandoned(service: str) -> DeadlineExceeded:
+    """What an abandoned attempt reports if the retry after it is turned away below."""
+    return DeadlineExceeded(
+        f"{service} did not answer within the attempt's timeout",
+        reason="UPSTREAM_TIMEOUT",
+        metadata={"service": service},
+    )
 
 
 class Retry:
@@ -128,6 +209,7 @@ class Retry:
         self._rng = rng
         self._sleep = sleep
         self._budgets: dict[str, RetryBudget] = {}
+        self._times: dict[str, AttemptTimes] = {}
         self._path_for: Callable[[Operation], Handler] | None = None
         self._paths: dict[str, Handler] = {}
 
@@ -144,6 +226,15 @@ class Retry:
             metrics.RETRY_BUDGET_TOKENS.labels(service).set_function(lambda: found.tokens)
         return found
 
+    def times(self, operation: str) -> AttemptTimes:
+        """The measured attempt durations of an operation (its attempt timeouts follow)."""
+        found = self._times.get(operation)
+        if found is None:
+            cfg = self.cfg
+            found = AttemptTimes(cfg.attempt_timeout_window, cfg.attempt_timeout_percentile)
+            self._times[operation] = found
+        return found
+
     def wrap(self, op: Operation, inner: Handler) -> Handler:
         cfg = self.cfg
         if not cfg.enabled or cfg.max_attempts <= 1:
@@ -153,9 +244,10 @@ class Retry:
         key = op.idempotency_key
         check = op.create_check
         replayable = op.idempotent or key is not None
-        attempt_timeout = cfg.attempt_timeout_seconds if op.idempotent else 0.0
+        timed = op.idempotent and cfg.attempt_timeout_seconds > 0
+        times = self.times(op.name)
         retried = {c: metrics.RETRIES.labels(op.name, c) for c in (THROTTLE, TRANSIENT, TIMEOUT)}
-        name = op.name
+        name, service = op.name, op.upstream
         rng, sleep = self._rng, self._sleep
 
         async def retrying(call: Call) -> Message:
@@ -165,12 +257,22 @@ class Retry:
             attempt = 1
             last: GatewayError | None = None
             ambiguous = False  # an earlier attempt may have taken effect
+            cut = 0.0  # the timeout of the previous attempt, when it was abandoned
+
+            def may_abandon() -> bool:
+                """At the attempt's timeout: is a retry allowed now? (It spends the token.)"""
+                need = max(latency.reserve(), times.percentile())
+                why = self._refusal(_abandoned(service), attempt, TIMEOUT, call, budget, need)
+                return why is None
+
             while True:
                 try:
-                    if attempt_timeout and call.remaining() > attempt_timeout:
-                        now = asyncio.get_running_loop().time()
-                        return await inner(_attempt(call, now + attempt_timeout))
-                    return await inner(call)
+                    if not timed:
+                        return await inner(call)
+                    limit = attempt_timeout(cfg, times, cut)
+                    answer = await _bounded(inner, call, limit, may_abandon, times)
+                    if answer is not None:
+                        return answer
                 except GatewayError as error:
                     if last is not None and _turned_away(error):
                         raise _final(last, attempt - 1) from None
@@ -202,6 +304,13 @@ class Retry:
                     last = error
                     ambiguous = ambiguous or cause != THROTTLE
                     attempt += 1
+                    continue
+                # Abandoned at its timeout: the retry was granted (its token spent) right then.
+                cut = limit
+                await sleep(backoff(cfg, attempt, TIMEOUT, rng))
+                retried[TIMEOUT].inc()
+                last = _abandoned(service)
+                attempt += 1
 
         return retrying
 
@@ -268,6 +377,46 @@ class Retry:
         if found is None and self._path_for is not None:
             found = self._paths[operation] = self._path_for(_BY_NAME[operation])
         return found
+
+
+async def _bounded(
+    inner: Handler,
+    call: Call,
+    limit: float,
+    may_abandon: Callable[[], bool],
+    times: AttemptTimes,
+) -> Message | None:
+    """One attempt that may be abandoned `limit` seconds in, if `may_abandon()` agrees then:
+    its answer, or None when it was abandoned (cancelled, so the stages below see no verdict).
+    Its duration (or, abandoned, its limit: a lower bound) is recorded in `times`."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    if start + limit >= call.deadline:  # the whole remaining deadline: nothing to decide
+        answer = await inner(call)
+        times.observe(loop.time() - start)
+        return answer
+    abandoned = False
+
+    def expired() -> None:
+        nonlocal abandoned
+        if may_abandon():
+            abandoned = True
+            scope.reschedule(loop.time())  # cancels the attempt at once
+
+    try:
+        async with asyncio.timeout(None) as scope:
+            timer = loop.call_at(start + limit, expired)
+            try:
+                answer = await inner(call)
+            finally:
+                timer.cancel()
+    except TimeoutError:
+        if not abandoned:
+            raise
+        times.observe(limit)
+        return None
+    times.observe(loop.time() - start)
+    return answer
 
 
 def _turned_away(error: GatewayError) -> bool:

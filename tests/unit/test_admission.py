@@ -365,6 +365,28 @@ async def test_bucket_table_is_bounded() -> None:
     assert len([s for s in admission.buckets() if s.startswith("GetRecommendations")]) <= 3
 
 
+async def test_the_bucket_in_use_survives_a_new_arn_least_recently_used_goes() -> None:
+    """Issue 10 item 13: eviction is LRU, so the busy campaign keeps its learnt rate."""
+    admission = stage(max_buckets=3)
+    op = OPS["GetRecommendations"]
+
+    async def inner(call: Call) -> Any:
+        return rt.GetRecommendationsResponse()
+
+    handler = admission.wrap(op, inner)
+    busy, idle, other, new = (f"{CAMPAIGN}-{name}" for name in ("busy", "idle", "other", "new"))
+    for campaign in (busy, idle, other, busy, other):
+        await handler(make_call(op, request(campaign)))
+    learnt = admission.buckets()[f"GetRecommendations {busy}"]
+    learnt.throttled(learnt.epoch, asyncio.get_running_loop().time())  # a learnt rate
+    await handler(make_call(op, request(new)))
+    kept = admission.buckets()
+    assert kept[f"GetRecommendations {busy}"] is learnt  # created first, used recently
+    assert learnt.rate == pytest.approx(350)
+    assert f"GetRecommendations {idle}" not in kept  # the least recently used
+    assert {f"GetRecommendations {c}" for c in (other, new)} <= set(kept)
+
+
 async def test_disabled_limits_cost_nothing() -> None:
     async def inner(call: Call) -> Any:
         return None

@@ -9,10 +9,11 @@ import grpc
 import pytest
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
+from gateway.config import Config
 from gateway.errors import DeadlineExceeded, GatewayError, UpstreamError
 from gateway.limits_config import BreakerConfig
 from gateway.operations import OPERATIONS
-from gateway.pipeline.admission import RateLimited
+from gateway.pipeline.admission import Latencies, RateLimited
 from gateway.pipeline.breaker import (
     CLOSED,
     HALF_OPEN,
@@ -23,6 +24,7 @@ from gateway.pipeline.breaker import (
     classify,
 )
 from gateway.pipeline.call import Call
+from gateway.pipeline.retry import Retry
 
 S = grpc.StatusCode
 GR = next(op for op in OPERATIONS if op.name == "GetRecommendations")
@@ -156,6 +158,58 @@ async def test_a_cancelled_probe_releases_the_half_open_slot() -> None:
     with pytest.raises(asyncio.CancelledError):
         await probe
     assert b.allow(10.0)  # the next call may probe
+
+
+class SlowUpstream:
+    """Answers every attempt after `seconds` (None: never); at the call's deadline it fails
+    with UPSTREAM_TIMEOUT, as the real terminal handler does."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.attempts = 0
+
+    async def __call__(self, call: Call) -> Any:
+        self.attempts += 1
+        try:
+            async with asyncio.timeout(call.remaining()):
+                if self.seconds is None:
+                    await asyncio.Event().wait()
+                await asyncio.sleep(self.seconds or 0.0)  # the upstream's latency, simulated
+        except TimeoutError:
+            raise DeadlineExceeded("slow", reason="UPSTREAM_TIMEOUT") from None
+        return rt.GetRecommendationsResponse()
+
+
+def retried(upstream: SlowUpstream, **breaker: Any) -> tuple[Any, Breaker]:
+    """The retry stage over the breaker stage over `upstream`, with a hair-trigger breaker
+    (one counted failure opens it) that counts any timeout of 0.1 s or more."""
+    cfg = Config.from_dict({"retry": {"attempt_timeout_seconds": 0.2}}).retry
+    retry = Retry(cfg, Latencies(0.01, 0.01), sleep=lambda _: asyncio.sleep(0))
+    breakers = CircuitBreakers(
+        BreakerConfig(consecutive_failures=1, slow_timeout_seconds=0.1, **breaker)
+    )
+    handler = retry.wrap(GR, breakers.wrap(GR, upstream))
+    return handler, breakers.breaker("personalize-runtime")
+
+
+async def test_an_attempt_the_gateway_cut_short_is_no_failure_when_the_call_succeeds() -> None:
+    """Issue 10 item 1: the first attempt is abandoned at its 0.2 s timeout (the upstream
+    takes 0.3 s); the retry answers. The breaker never learns of the abandoned attempt."""
+    upstream = SlowUpstream(0.3)
+    handler, breaker_of_service = retried(upstream)
+    call = Call(GR, rt.GetRecommendationsRequest(), asyncio.get_running_loop().time() + 2)
+    assert isinstance(await handler(call), rt.GetRecommendationsResponse)
+    assert upstream.attempts == 2
+    assert breaker_of_service.state == CLOSED
+
+
+async def test_an_upstream_that_never_answers_in_time_is_still_a_failure() -> None:
+    upstream = SlowUpstream(None)
+    handler, breaker_of_service = retried(upstream)
+    call = Call(GR, rt.GetRecommendationsRequest(), asyncio.get_running_loop().time() + 0.8)
+    with pytest.raises(DeadlineExceeded):
+        await handler(call)
+    assert breaker_of_service.state == OPEN  # the last attempt had the rest of the deadline
 
 
 def test_disabled_breakers_cost_nothing() -> None:

@@ -12,13 +12,13 @@ from mlgw.bedrock.v1 import bedrock_pb2
 from mlgw.personalize.v1 import personalize_pb2
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.errors import DeadlineExceeded, GatewayError, UpstreamError
 from gateway.limits_config import RetryConfig
 from gateway.operations import OPERATIONS, Operation
 from gateway.pipeline.admission import Latencies, RateLimited
 from gateway.pipeline.call import Call, Handler
-from gateway.pipeline.retry import Retry, RetryBudget, backoff
+from gateway.pipeline.retry import AttemptTimes, Retry, RetryBudget, attempt_timeout, backoff
 from tests.integration.requests import VALID
 
 OPS = {op.name: op for op in OPERATIONS}
@@ -228,11 +228,116 @@ async def test_a_retry_turned_away_by_the_limiter_reports_the_upstream_error() -
 
 
 async def test_idempotent_attempts_get_their_own_timeout() -> None:
-    inner = Script(timeout(), "ok")
-    call = make_call(GR, seconds=10.0)
-    await stage(attempt_timeout_seconds=2.0).wrap(GR, inner)(call)
+    """A hung attempt is abandoned at its timeout (cancelled) and retried."""
+    inner = Upstream(None, 0.0)
+    retry = stage(attempt_timeout_seconds=0.05)
+    await retry.wrap(GR, inner)(make_call(GR, seconds=10.0))
     assert inner.attempts == 2
-    assert all(d < call.deadline - 7 for d in inner.deadlines)
+    assert inner.cancelled == 1
+    assert retry.times("GetRecommendations").count == 2  # the cut one as its bound
+
+
+# ---- attempt timeouts: from measured latency, never cutting the last attempt that fits ----
+
+
+class Upstream:
+    """A fake upstream answering each attempt after the scripted seconds (None: never), and
+    failing at the call's deadline with UPSTREAM_TIMEOUT as the real terminal handler does."""
+
+    def __init__(self, *seconds: float | None) -> None:
+        self.seconds = list(seconds)
+        self.attempts = 0
+        self.cancelled = 0
+
+    async def __call__(self, call: Call) -> Any:
+        self.attempts += 1
+        delay = self.seconds.pop(0) if len(self.seconds) > 1 else self.seconds[0]
+        try:
+            async with asyncio.timeout(call.remaining()):
+                if delay is None:
+                    await asyncio.Event().wait()
+                await asyncio.sleep(delay or 0.0)  # the upstream's latency, simulated
+        except TimeoutError:
+            raise timeout() from None
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return call.op.response()
+
+
+def test_the_attempt_timeout_follows_the_measured_latency() -> None:
+    cfg = RetryConfig()  # p99.9 x 2; floor 1 s; 3 s until 100 samples; window 1000
+    times = AttemptTimes(cfg.attempt_timeout_window, cfg.attempt_timeout_percentile)
+    assert attempt_timeout(cfg, times, 0.0) == 3.0  # nothing measured: conservative
+    for _ in range(10):
+        times.observe(2.5)
+    assert attempt_timeout(cfg, times, 0.0) == 5.0  # a slow upstream is not cut at 3 s
+    for _ in range(1000):
+        times.observe(0.05)
+    assert attempt_timeout(cfg, times, 0.0) == 1.0  # fast and measured: the floor
+    times.observe(0.8)
+    assert times.percentile() == 0.05  # one slow attempt in 1000 is beyond p99.9 ...
+    times.observe(0.9)
+    assert times.percentile() == 0.8  # ... two are not
+    assert attempt_timeout(cfg, times, 0.0) == pytest.approx(1.6)
+    assert attempt_timeout(cfg, times, 1.6) == pytest.approx(3.2)  # after a cut: doubled
+
+
+def test_attempt_times_keep_a_window_and_a_rise_shows_at_once() -> None:
+    times = AttemptTimes(size=10, percentile=50)
+    for _ in range(10):
+        times.observe(1.0)
+    assert times.percentile() == 1.0
+    times.observe(9.0)
+    assert times.percentile() == 1.0  # the median of the window
+    for _ in range(5):
+        times.observe(9.0)
+    assert times.percentile() == 9.0  # 6 of the last 10
+    for _ in range(AttemptTimes.RECOMPUTE_EVERY):
+        times.observe(0.1)
+    assert times.percentile() == 0.1  # the old samples left the window
+    assert times.count == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("attempt_timeout_percentile", 0),
+        ("attempt_timeout_percentile", 100.5),
+        ("attempt_timeout_factor", 0.5),
+        ("min_attempt_timeout_seconds", -1),
+        ("attempt_timeout_window", 0),
+    ],
+)
+def test_attempt_timeout_settings_are_checked(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"retry.{key}"):
+        Config.from_dict({"retry": {key: value}})
+
+
+async def test_the_last_attempt_that_fits_gets_the_whole_remaining_deadline() -> None:
+    """Issue 10 item 1: the first attempt is cut at the initial timeout; no third attempt
+    fits after a second one of twice that, so the second is not cut and its answer comes."""
+    inner = Upstream(0.5)
+    handler = stage(attempt_timeout_seconds=0.4).wrap(GR, inner)
+    await handler(make_call(GR, seconds=1.2))
+    assert (inner.attempts, inner.cancelled) == (2, 1)
+
+
+async def test_an_attempt_no_retry_could_follow_is_never_cut() -> None:
+    """With the retry budget empty, abandoning the attempt would only make a false timeout."""
+    inner = Upstream(0.3)
+    retry = stage(attempt_timeout_seconds=0.1, budget_max_tokens=0.0, budget_min_per_second=0)
+    await retry.wrap(GR, inner)(make_call(GR, seconds=2.0))
+    assert (inner.attempts, inner.cancelled) == (1, 0)
+
+
+async def test_an_upstream_slower_than_the_deadline_still_times_out() -> None:
+    inner = Upstream(None)
+    with pytest.raises(DeadlineExceeded) as caught:
+        await stage(attempt_timeout_seconds=0.05).wrap(GR, inner)(make_call(GR, seconds=0.3))
+    assert caught.value.reason == "UPSTREAM_TIMEOUT"
+    assert inner.attempts >= 2  # the hung attempts were abandoned while retries fit
+    assert inner.cancelled == inner.attempts - 1  # the last one had the rest of the deadline
 
 
 async def test_disabled_retries_cost_nothing() -> None:
