@@ -176,7 +176,8 @@ class Operation:
 def exactly_one(*members: str) -> Rule:
     def rule(params: Mapping[str, Any]) -> Iterable[Violation]:
         if sum(1 for m in members if params.get(m)) != 1:
-            yield Violation((members[0],), f"set exactly one of {' or '.join(members)}")
+            text = f"set exactly one of {' or '.join(members)}"
+            yield from (Violation((m,), text) for m in members)  # the rule is about each
 
     return rule
 
