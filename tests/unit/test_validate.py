@@ -15,7 +15,13 @@ from gateway.config import Config
 from gateway.errors import FieldViolation, InvalidRequest
 from gateway.operations import OPERATIONS, Operation
 from gateway.pipeline.call import Call
-from gateway.pipeline.validate import Precheck, Validate, merge_violations
+from gateway.pipeline.validate import (
+    OversizedRequest,
+    Precheck,
+    Validate,
+    merge_violations,
+    request_parser,
+)
 from gateway.server import Gateway
 
 ARN = "arn:aws:personalize:us-east-1:000000000000"
@@ -160,3 +166,35 @@ def test_merge_violations_keeps_order_and_drops_repeats() -> None:
         ]
     )
     assert merged == [FieldViolation("b", "x; z"), FieldViolation("a", "y")]
+
+
+def test_the_edge_parser_counts_a_big_body_without_building_it() -> None:
+    """Above 64 KiB a shallow parse counts the maps and lists: a hostile count never gets a
+    full parse (building a 50,000-entry map is what costs), and the precheck reports it."""
+    parse = request_parser(RECOMMENDATIONS)
+    hostile = rt.GetRecommendationsRequest(
+        campaign_arn=f"{ARN}:campaign/demo", context={f"k{i:05d}": "v" for i in range(50_000)}
+    )
+    parsed = parse(hostile.SerializeToString())
+    assert isinstance(parsed, OversizedRequest)
+    assert parsed.violations == [FieldViolation("context", "must have at most 150 entries")]
+    long = rt.GetRecommendationsRequest(user_id="u" * 638_000)
+    parsed = parse(long.SerializeToString())
+    assert isinstance(parsed, OversizedRequest)
+    assert [v.field for v in parsed.violations] == ["user_id"]
+
+
+def test_the_edge_parser_parses_what_it_cannot_prove_too_large() -> None:
+    parse = request_parser(RECOMMENDATIONS)
+    small = rt.GetRecommendationsRequest(user_id="u", context={f"k{i}": "v" for i in range(151)})
+    assert parse(small.SerializeToString()) == small  # small bodies: parsed as they are
+    # 1,000 bytes may be 250 characters: only the full parse can tell, so it runs.
+    accented = rt.GetRecommendationsRequest(user_id="é" * 500, context={"k": "v" * 70_000})
+    assert parse(accented.SerializeToString()) == accented
+
+
+async def test_the_precheck_raises_what_the_edge_parser_found() -> None:
+    oversized = OversizedRequest([FieldViolation("context", "must have at most 150 entries")])
+    with pytest.raises(InvalidRequest) as caught:
+        await run_stages(RECOMMENDATIONS, oversized, Precheck())  # type: ignore[arg-type]
+    assert [v.field for v in caught.value.violations] == ["context"]
