@@ -9,8 +9,10 @@ full validation then see the whole request). Best of `--repeat`.
 
 Part 2, processes: the emulator and one gateway (split layout: the gateway alone on
 CPU 0, the emulator and both callers on CPU 1). A victim caller sends GetRecommendations
-at a fixed rate, each a cache miss; its p50 and p99 alone, then with a hostile caller
-sending the 50,000-entry map at 10 requests per second, in alternating rounds.
+at a fixed rate (`--victim hit`: one request, answered from the gateway's cache, so its
+latency is the gateway's alone; `miss`: a new user each call); its p50 and p99 alone, then
+with a hostile caller sending the 50,000-entry map at 10 requests per second, in
+alternating rounds.
 """
 
 from __future__ import annotations
@@ -118,14 +120,17 @@ class Stack(ProcessStack):
         await bounded(self.serving("gateway"))
 
 
-async def victim(channel: grpc.aio.Channel, rate: float, seconds: float, tag: str) -> list[float]:
-    """Fixed-rate calls, each a distinct user (a cache miss); their latencies in ms."""
+async def victim(
+    channel: grpc.aio.Channel, rate: float, seconds: float, tag: str | None
+) -> list[float]:
+    """Fixed-rate calls (one user if `tag` is None, else a new one each); latencies in ms."""
     method = OPS["GetRecommendations"].full_method
     call = channel.unary_unary(method, rt.GetRecommendationsRequest.SerializeToString, None)
     latencies: list[float] = []
 
     async def one(i: int) -> None:
-        request = rt.GetRecommendationsRequest(campaign_arn=CAMPAIGN, user_id=f"{tag}-{i}")
+        user = "victim" if tag is None else f"{tag}-{i}"
+        request = rt.GetRecommendationsRequest(campaign_arn=CAMPAIGN, user_id=user)
         started = time.perf_counter()
         await call(request, timeout=10)
         latencies.append((time.perf_counter() - started) * 1e3)
@@ -175,13 +180,18 @@ async def part_latency(args: argparse.Namespace) -> dict[str, Any]:
                 grpc.aio.insecure_channel(address) as mine,
                 grpc.aio.insecure_channel(address) as theirs,
             ):
-                await victim(mine, args.rate, 2.0, "warm")
+                hit = args.victim == "hit"
+                await victim(mine, args.rate, 2.0, None if hit else "warm")
                 alone: list[float] = []
                 beside: list[float] = []
                 for round_ in range(args.rounds):
-                    alone += await victim(mine, args.rate, args.seconds, f"a{round_}")
+                    alone += await victim(
+                        mine, args.rate, args.seconds, None if hit else f"a{round_}"
+                    )
                     load = asyncio.create_task(hostile(theirs, body, 10.0, args.seconds))
-                    beside += await victim(mine, args.rate, args.seconds, f"b{round_}")
+                    beside += await victim(
+                        mine, args.rate, args.seconds, None if hit else f"b{round_}"
+                    )
                     await load
         finally:
             await stack.stop()
@@ -199,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per round and mode")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--layout", choices=("split", "none"), default="split")
+    parser.add_argument("--victim", choices=("hit", "miss"), default="hit")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     print("part 1: parse vs reject, in process (best of", args.repeat, ")")
     print(f"{'shape':<22}{'bytes':>9}{'full parse ms':>15}{'reject ms':>11}"
@@ -208,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{row['reject_ms']:>11.3f}{row['ratio']:>14.2f}{row['old_ms']:>13.2f}")  # fmt: skip
     print("(target: reject/parse at most 2; old path: full parse, key, conversion, validation)")
     figures = asyncio.run(part_latency(args))
-    print(f"\npart 2: victim at {args.rate:.0f} req/s, hostile map at 10 req/s;"
+    print(f"\npart 2: victim ({args.victim}s) at {args.rate:.0f} req/s, hostile map at 10 req/s;"
           f" layout {figures['layout']}")  # fmt: skip
     (p50a, p99a, na), (p50b, p99b, nb) = figures["alone"], figures["beside"]
     print(f"{'':<26}{'p50 ms':>8}{'p99 ms':>8}{'calls':>7}")
