@@ -48,7 +48,13 @@ class Precheck:
     """Stage: INVALID_ARGUMENT for a hostile size or an unknown enum number, cheaply."""
 
     def wrap(self, op: Operation, inner: Handler) -> Handler:
-        check = message_precheck(op.request.DESCRIPTOR, op.upstream, op.name, _list_limits(op))
+        descriptor = op.request.DESCRIPTOR
+        check = message_precheck(descriptor, op.upstream, op.name, _list_limits(op))
+        # Every entry and character takes a byte or more, so a small serialized size means a
+        # small weight: no size rule can make the precheck raise, and the hot path skips the
+        # walk. An unknown enum number would break the conversion to AWS parameters: where
+        # a request can hold one, it is always walked (these are control-plane operations).
+        always = _holds_enum(descriptor, frozenset())
         rejected = metrics.PRECHECK_REJECTIONS.labels(op.name)
 
         async def precheck(call: Call) -> Message:
@@ -56,6 +62,8 @@ class Precheck:
             if type(request) is OversizedRequest:  # the edge's parser stopped at its counts
                 rejected.inc()
                 raise InvalidRequest(request.violations)
+            if not always and request.ByteSize() <= SMALL_REQUEST_WEIGHT:
+                return await inner(call)
             found = check(request)
             # An unknown enum number would break the conversion to AWS parameters.
             if found.violations and (found.enums or found.weight > SMALL_REQUEST_WEIGHT):
@@ -218,6 +226,17 @@ def proto_path(descriptor: Descriptor | None, path: Path) -> str:
 @cache
 def _fields_by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
     return {field.json_name: field for field in descriptor.fields}
+
+
+def _holds_enum(descriptor: Descriptor | Any, seen: frozenset[str]) -> bool:
+    seen = seen | {descriptor.full_name}
+    for fd in descriptor.fields:
+        if fd.type == FieldDescriptor.TYPE_ENUM:
+            return True
+        nested = fd.message_type
+        if nested is not None and nested.full_name not in seen and _holds_enum(nested, seen):
+            return True
+    return False
 
 
 # ---- the precheck: compiled once per (message type, model shape) ------------------------
