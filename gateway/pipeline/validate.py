@@ -65,7 +65,6 @@ class Precheck:
             if not always and request.ByteSize() <= SMALL_REQUEST_WEIGHT:
                 return await inner(call)
             found = check(request)
-            # An unknown enum number would break the conversion to AWS parameters.
             if found.violations and (found.enums or found.weight > SMALL_REQUEST_WEIGHT):
                 rejected.inc()
                 raise InvalidRequest(merge_violations(found.violations))
@@ -92,8 +91,10 @@ def request_parser(op: Operation) -> Callable[[bytes], Message]:
     """The edge's request deserializer: `FromString`, after a shallow count for big bodies.
 
     Building a map or a list of messages is what makes parsing costly (a 50,000-entry map:
-    about 25 ms); the shallow class declares every top-level list and map as `repeated
-    bytes` under the same field numbers, so counting them costs about a thirtieth of that.
+    about 25 ms); the shallow class declares every bounded top-level list and map as
+    `repeated bytes` (and every bounded string as `bytes`) under the same field numbers, so
+    counting them costs about a thirtieth of that. Only what is certainly over a limit is
+    stopped here; everything else gets the full parse and the `Precheck` stage.
     """
     parse = op.request.FromString
     shallow = _shallow_counter(op)
@@ -144,7 +145,10 @@ def _shallow_counter(op: Operation) -> tuple[type[Message], _Limits, _Limits] | 
     for fd in descriptor.fields:
         shape = members.get(fd.json_name)
         delimited = fd.message_type is not None or fd.type in length_delimited
-        high = _limit(shape, "map") or _limit(shape, "list") or extra.get(fd.json_name)
+        limits = [
+            x for x in (_limit(shape, "map"), _limit(shape, "list"), extra.get(fd.json_name)) if x
+        ]
+        high = min(limits) if limits else None
         if fd.is_repeated and delimited and high is not None:
             message.field.add(name=fd.name, number=fd.number, type=_BYTES, label=_REPEATED)
             counts.append((fd.name, high))
