@@ -141,8 +141,10 @@ def _sized(shape: Shape, inner: _Check) -> _Check:
         if low is not None and size < low:
             out.append(Violation(path, f"must have at least {low} entries"))
         if high is not None and size > high:
+            # Stop here: checking every entry of a hostile size costs more than rejecting it.
             out.append(Violation(path, f"must have at most {high} entries"))
-        inner(value, path, out)
+        else:
+            inner(value, path, out)
 
     return check
 

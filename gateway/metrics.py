@@ -350,3 +350,23 @@ class _LimitsCollector(Collector):
 
 
 REGISTRY.register(_LimitsCollector())
+
+
+# ---- validation and mapping (gateway/pipeline/validate.py, gateway/upstream/mapping.py) ----
+
+UNKNOWN_ENUM_VALUES = Counter(
+    "mlgw_unknown_enum_values",
+    "AWS answers holding an enum string the pinned model does not know (served as "
+    "UNSPECIFIED), by operation and proto field.",
+    ["operation", "field"], registry=REGISTRY,
+)  # fmt: skip
+PRECHECK_REJECTIONS = Counter(
+    "mlgw_precheck_rejections",
+    "Requests rejected by the cheap checks (sizes, unknown enum numbers) before the cache "
+    "key and the full validation, by method.",
+    ["method"], registry=REGISTRY,
+)  # fmt: skip
+
+
+def unknown_enum_value(operation: str, field: str) -> None:
+    UNKNOWN_ENUM_VALUES.labels(operation, field).inc()

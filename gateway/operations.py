@@ -176,15 +176,27 @@ class Operation:
 def exactly_one(*members: str) -> Rule:
     def rule(params: Mapping[str, Any]) -> Iterable[Violation]:
         if sum(1 for m in members if params.get(m)) != 1:
-            yield Violation((members[0],), f"set exactly one of {' or '.join(members)}")
+            text = f"set exactly one of {' or '.join(members)}"
+            yield from (Violation((m,), text) for m in members)  # the rule is about each
 
     return rule
 
 
 def at_most(member: str, limit: int, *, when: str | None = None) -> Rule:
     """`member` (a number, or a list's length) is at most `limit` [when `when` is set]."""
+    return AtMost(member, limit, when)
 
-    def rule(params: Mapping[str, Any]) -> Iterable[Violation]:
+
+@dataclass(frozen=True)
+class AtMost:
+    """The `at_most` rule; a dataclass so the validation precheck can read its limit."""
+
+    member: str
+    limit: int
+    when: str | None = None
+
+    def __call__(self, params: Mapping[str, Any]) -> Iterable[Violation]:
+        member, limit, when = self.member, self.limit, self.when
         value = params.get(member)
         if value is None or (when is not None and not params.get(when)):
             return
@@ -193,8 +205,6 @@ def at_most(member: str, limit: int, *, when: str | None = None) -> Rule:
             yield Violation((member,), f"must have at most {limit} entries{suffix}")
         elif not isinstance(value, list) and value > limit:
             yield Violation((member,), f"must be at most {limit}{suffix}")
-
-    return rule
 
 
 _RUNTIME = runtime.DESCRIPTOR.services_by_name["PersonalizeRuntimeService"].full_name

@@ -24,7 +24,7 @@ from gateway.pipeline.global_limits import SharedBuckets, open_shared_buckets
 from gateway.pipeline.merge import Merge
 from gateway.pipeline.overload import Overload
 from gateway.pipeline.shared import SharedTier, open_redis
-from gateway.pipeline.validate import Validate
+from gateway.pipeline.validate import Precheck, Validate
 from gateway.services import Deadlines, method_handlers
 from gateway.upstream.clients import open_clients
 from gateway.upstream.invoke import Upstream
@@ -85,6 +85,7 @@ class Gateway:
         # The cache goes before validation: an entry exists only for a key that a validated
         # request produced, and a key is the whole canonical request, so a hit is a request
         # that already passed; hits skip the validator's work (see gateway/pipeline/cache.py).
+        # The precheck (sizes, enum numbers) goes first: a hostile size never gets a key.
         shared = None
         if self._redis is not None:
             shared = SharedTier(self._redis, cfg.redis, cfg.cache.key_prefix)
@@ -96,7 +97,8 @@ class Gateway:
         self.overload = Overload(cfg, self._shared_limits)
         self._stack.push_async_callback(self.overload.aclose)
         return [
-            cache, Validate(), Coalesce(cfg.coalesce), self.overload.early, Merge(cfg.merge),
+            Precheck(), cache, Validate(), Coalesce(cfg.coalesce), self.overload.early,
+            Merge(cfg.merge),
             *self.overload.stages,
         ]  # fmt: skip
 

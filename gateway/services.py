@@ -24,6 +24,7 @@ from gateway.config import UpstreamConfig
 from gateway.errors import GatewayError
 from gateway.operations import Operation
 from gateway.pipeline.call import Call, Handler
+from gateway.pipeline.validate import request_parser
 
 log = logging.getLogger("gateway.rpc")
 
@@ -59,7 +60,7 @@ def method_handlers(
     for op in operations:
         services[op.service][op.name] = grpc.unary_unary_rpc_method_handler(
             _endpoint(op, pipeline_for(op), deadlines),
-            request_deserializer=op.request.FromString,
+            request_deserializer=request_parser(op),
             response_serializer=op.response.SerializeToString,
         )
     return dict(services)

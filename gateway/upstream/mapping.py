@@ -9,7 +9,10 @@ mirrored message in either direction:
 - enums travel as the AWS wire string read from the `(mlgw.options.v1.aws_value)` option;
 - google.protobuf.Timestamp <-> timezone-aware datetime;
 - int64 is a plain int (never the proto3 JSON string form);
-- a map value message with one repeated field named `values` is an AWS list.
+- a map value message with one repeated field named `values` is an AWS list;
+- an enum string the pinned model does not know (AWS adds values over time) reads as the
+  field's `_UNSPECIFIED` zero, so the answer is still served; the raw string goes to one
+  WARNING per (field, value) per process and `mlgw_unknown_enum_values` counts it.
 
 Plans are compiled once per descriptor and cached, so the per-call cost is a loop over the
 fields that are actually set.
@@ -18,7 +21,9 @@ fields that are actually set.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
@@ -28,11 +33,20 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from mlgw.options.v1 import options_pb2
 
+from gateway import metrics
+
 M = TypeVar("M", bound=Message)
 _Convert = Callable[[Any], Any]
 
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
 _UTC = dt.UTC
+log = logging.getLogger(__name__)
+
+#: The operation whose answer `from_aws` is converting, for the unknown-enum report.
+_operation: ContextVar[str] = ContextVar("mlgw_mapping_operation", default="")
+#: (field, value) pairs already logged: one line each per process, however often AWS sends it.
+_logged_unknown: set[tuple[str, str]] = set()
+_MAX_LOGGED_UNKNOWN = 1000
 
 
 def to_aws(message: Message) -> dict[str, Any]:
@@ -41,8 +55,16 @@ def to_aws(message: Message) -> dict[str, Any]:
 
 
 def from_aws(cls: type[M], data: dict[str, Any]) -> M:
-    """The message of type `cls` for a botocore response dict; unknown keys are ignored."""
-    return cls(**_plan(cls.DESCRIPTOR).kwargs(data))
+    """The message of type `cls` for a botocore response dict; unknown keys are ignored.
+
+    Unknown enum strings are reported under the operation the response type mirrors
+    (`GetModelInvocationJobResponse` -> `GetModelInvocationJob`).
+    """
+    token = _operation.set(cls.DESCRIPTOR.name.removesuffix("Response"))
+    try:
+        return cls(**_plan(cls.DESCRIPTOR).kwargs(data))
+    finally:
+        _operation.reset(token)
 
 
 def aws_enum_values(enum: _d.EnumDescriptor) -> dict[int, str]:
@@ -120,8 +142,8 @@ def _value_converters(fd: _d.FieldDescriptor, map_value: bool = False) -> tuple[
     if fd.type == _d.FieldDescriptor.TYPE_ENUM:
         assert fd.enum_type is not None
         to_wire = aws_enum_values(fd.enum_type)
-        from_wire = {wire: number for number, wire in to_wire.items()}
-        return to_wire.__getitem__, from_wire.__getitem__
+        # Requests never hold an unknown number here: the precheck stage rejects it first.
+        return to_wire.__getitem__, _enum_from_wire(fd, to_wire)
     if fd.type != _d.FieldDescriptor.TYPE_MESSAGE:
         return _identity, _identity
     message_type = _message_type(fd)
@@ -136,6 +158,31 @@ def _value_converters(fd: _d.FieldDescriptor, map_value: bool = False) -> tuple[
         lambda m: _plan(message_type).to_aws(m),
         lambda d: _plan(message_type).kwargs(d),
     )
+
+
+def _enum_from_wire(fd: _d.FieldDescriptor, to_wire: dict[int, str]) -> _Convert:
+    from_wire = {wire: number for number, wire in to_wire.items()}
+    field = fd.full_name
+
+    def convert(wire: str) -> int:
+        number = from_wire.get(wire)
+        if number is None:
+            _unknown_enum(field, wire)
+            return 0
+        return number
+
+    return convert
+
+
+def _unknown_enum(field: str, wire: str) -> None:
+    operation = _operation.get()
+    metrics.unknown_enum_value(operation, field)
+    if (field, wire) not in _logged_unknown and len(_logged_unknown) < _MAX_LOGGED_UNKNOWN:
+        _logged_unknown.add((field, wire))
+        log.warning(
+            "AWS sent an enum value the pinned model does not know; served as UNSPECIFIED",
+            extra={"operation": operation, "field": field, "value": wire[:100]},
+        )
 
 
 def _identity(value: Any) -> Any:

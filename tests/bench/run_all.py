@@ -17,6 +17,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tests.bench.bench_gateway",
     "tests.bench.bench_cache",
     "tests.bench.bench_overload",
+    "tests.bench.bench_reject",
 )
 
 

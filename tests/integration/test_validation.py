@@ -38,7 +38,8 @@ async def test_every_violation_is_named_and_aws_is_never_called(
     )
     fields = await invalid(stubs.runtime.GetRecommendations(request, timeout=5))
     assert set(fields) == {
-        "campaign_arn",  # neither campaign_arn nor recommender_arn
+        "campaign_arn",  # neither campaign_arn nor recommender_arn: both are named
+        "recommender_arn",
         "user_id",
         "num_results",
         "filter_arn",

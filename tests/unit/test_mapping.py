@@ -187,3 +187,37 @@ def test_timestamps_and_int64_from_botocore() -> None:
     assert reply.created_at.ToDatetime(tzinfo=dt.UTC) == moment
     assert reply.total_record_count == 2**40
     assert reply.status == aml.ENTITY_STATUS_INPROGRESS
+
+
+def test_an_enum_string_aws_added_reads_unspecified_logged_once_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mlgw.bedrock.v1 import bedrock_pb2 as bedrock
+
+    from gateway import metrics
+
+    field = "mlgw.bedrock.v1.ModelInvocationJobSummary.status"
+    counter = metrics.UNKNOWN_ENUM_VALUES.labels("ListModelInvocationJobs", field)
+    before = counter._value.get()
+    answer = {
+        "invocationJobSummaries": [
+            {"jobName": "a", "status": "Hibernating"},
+            {"jobName": "b", "status": "InProgress"},
+            {"jobName": "c", "status": "Hibernating"},
+        ]
+    }
+    with caplog.at_level("WARNING", logger="gateway.upstream.mapping"):
+        reply = from_aws(bedrock.ListModelInvocationJobsResponse, answer)
+        from_aws(bedrock.ListModelInvocationJobsResponse, answer)
+    statuses = [job.status for job in reply.invocation_job_summaries]
+    assert statuses == [
+        bedrock.MODEL_INVOCATION_JOB_STATUS_UNSPECIFIED,
+        bedrock.MODEL_INVOCATION_JOB_STATUS_IN_PROGRESS,
+        bedrock.MODEL_INVOCATION_JOB_STATUS_UNSPECIFIED,
+    ]
+    assert [job.job_name for job in reply.invocation_job_summaries] == ["a", "b", "c"]
+    assert counter._value.get() == before + 4
+    lines = [r for r in caplog.records if getattr(r, "value", None) == "Hibernating"]
+    assert len(lines) == 1  # once per (field, value) per process
+    assert lines[0].operation == "ListModelInvocationJobs"  # type: ignore[attr-defined]
+    assert lines[0].field == field  # type: ignore[attr-defined]
