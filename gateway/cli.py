@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from gateway import logs
 from gateway.config import Config, ConfigError
+from gateway.schema import changed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,16 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _config(args: argparse.Namespace) -> Config:
     config = Config.load(args.config)
-    server = config.server
     overrides = {
         name: value
         for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
         if value is not None
     }
-    if overrides:
-        config = dataclasses.replace(config, server=dataclasses.replace(server, **overrides))
+    if overrides:  # checked like the file: `--port -5` is refused the same way
+        server = changed(config.server, ConfigError, "server", **overrides)
+        config = dataclasses.replace(config, server=server)
     if args.metrics_port is not None:
-        metrics = dataclasses.replace(config.metrics, port=args.metrics_port)
+        metrics = changed(config.metrics, ConfigError, "metrics", port=args.metrics_port)
         config = dataclasses.replace(config, metrics=metrics)
     return config
 

@@ -43,7 +43,7 @@ def test_example_config_is_valid_and_documents_the_defaults() -> None:
     [
         ({"sever": {}}, "sever"),
         ({"server": {"prot": 1}}, "server.prot"),
-        ({"server": {"port": "80"}}, "server.port must be int"),
+        ({"server": {"port": "80"}}, 'server.port = "80": must be an integer'),
         ({"catalog": {"embedding_dim": 64}}, "embedding_dim"),
         ({"catalog": {"campaigns": [{"name": "x"}]}}, "recipe"),
         ({"catalog": {"items": [{"id": "x", "attributes": {"A": 1}}]}}, "attributes"),
