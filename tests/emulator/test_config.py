@@ -56,6 +56,49 @@ def test_bad_configs_name_the_key(raw: dict[str, Any], message: str) -> None:
         parse_config(raw)
 
 
+#: One refused value per section (issue 10 item 11): the one line names key, value, allowed.
+REFUSED = [
+    ({"server": {"port": 70000}}, "server.port = 70000: must be an integer from 0 to 65535"),
+    ({"server": {"workers": 0}}, "server.workers = 0: must be an integer >= 1"),
+    ({"server": {"account_id": "12"}}, 'server.account_id = "12": must be 12 digits'),
+    ({"catalog": {"num_items": -1}}, "catalog.num_items = -1: must be an integer >= 0"),
+    ({"catalog": {"temperature": 0}}, "catalog.temperature = 0: must be a number > 0"),
+    (
+        {"catalog": {"items": [{"id": "x", "attributes": {"A": 1}}]}},
+        "catalog.items[0].attributes.A = 1: must be a string",
+    ),
+    ({"jobs": {"in_progress_steps": 0}}, "jobs.in_progress_steps = 0: must be an integer >= 1"),
+    ({"jobs": {"fail_marker": ""}}, 'jobs.fail_marker = "": must be a non-empty string'),
+    (
+        {"faults": {"latency": {"*": {"fixed_ms": -1}}}},
+        'faults.latency."*".fixed_ms = -1: must be a number >= 0',
+    ),
+    (
+        {"faults": {"errors": {"GetRecommendations": {"ThrottlingException": 2}}}},
+        "faults.errors.GetRecommendations.ThrottlingException = 2: must be a number from 0 to 1",
+    ),
+    ({"faults": {"tps": [{"arn": "*", "rate": 0}]}}, "faults.tps[0].rate = 0: must be a number"),
+    ({"faults": {"seed": "1"}}, 'faults.seed = "1": must be an integer'),
+    (
+        {"auth": {"credentials": {"AKID": 5}}},
+        "auth.credentials.AKID = (hidden): must be a non-empty string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), REFUSED)
+def test_a_refused_value_is_one_line_naming_key_value_and_what_is_allowed(
+    raw: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    text = str(caught.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+    assert "<class" not in text
+    assert "Input should" not in text
+
+
 def test_bad_recipe_and_filter_are_rejected_at_start() -> None:
     with pytest.raises(ValueError, match="unknown recipe"):
         Emulator(parse_config({"catalog": {"campaigns": [{"name": "x", "recipe": "magic"}]}}))
