@@ -153,6 +153,12 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "error:" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_bad_override_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", "-5"]) == 2
+    line = "error: server.port = -5: must be an integer from 0 to 65535\n"
+    assert capsys.readouterr().err == line
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
