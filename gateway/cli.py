@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     try:
         config = _config(args)
+        _check_emulator_config(args.emulator_config)
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
@@ -53,6 +54,19 @@ def _config(args: argparse.Namespace) -> Config:
         metrics = changed(config.metrics, ConfigError, "metrics", port=args.metrics_port)
         config = dataclasses.replace(config, metrics=metrics)
     return config
+
+
+def _check_emulator_config(path: str | None) -> None:
+    """The built-in emulator's file is checked here too, so it fails before anything starts."""
+    if path is None:
+        return
+    from gateway.emulator.config import ConfigError as EmulatorConfigError
+    from gateway.emulator.config import load_config
+
+    try:
+        load_config(path)
+    except (OSError, EmulatorConfigError) as exc:
+        raise ConfigError(f"emulator config {path}: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -156,3 +156,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
     bad.write_text("[server\n")
     with pytest.raises(ConfigError, match="cannot read config"):
         Config.load(bad)
+
+
+def test_serve_checks_the_emulator_config_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "emulator.toml"
+    bad.write_text("[catalog]\nembedding_dim = 64\n")
+    assert main(["serve", "--emulator", "--emulator-config", str(bad), "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"gateway: emulator config {bad}: catalog.embedding_dim = 64: "
+        "must be an integer from 1 to 32\n"
+    )
