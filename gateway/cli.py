@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from gateway import logs
 from gateway.config import Config, ConfigError
+from gateway.schema import changed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     try:
         config = _config(args)
+        _check_emulator_config(args.emulator_config)
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
@@ -40,18 +42,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _config(args: argparse.Namespace) -> Config:
     config = Config.load(args.config)
-    server = config.server
     overrides = {
         name: value
         for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
         if value is not None
     }
-    if overrides:
-        config = dataclasses.replace(config, server=dataclasses.replace(server, **overrides))
+    if overrides:  # checked like the file: `--port -5` is refused the same way
+        server = changed(config.server, ConfigError, "server", **overrides)
+        config = dataclasses.replace(config, server=server)
     if args.metrics_port is not None:
-        metrics = dataclasses.replace(config.metrics, port=args.metrics_port)
+        metrics = changed(config.metrics, ConfigError, "metrics", port=args.metrics_port)
         config = dataclasses.replace(config, metrics=metrics)
     return config
+
+
+def _check_emulator_config(path: str | None) -> None:
+    """The built-in emulator's file is checked here too, so it fails before anything starts."""
+    if path is None:
+        return
+    from gateway.emulator.config import ConfigError as EmulatorConfigError
+    from gateway.emulator.config import load_config
+
+    try:
+        load_config(path)
+    except (OSError, EmulatorConfigError) as exc:
+        raise ConfigError(f"emulator config {path}: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,81 +9,103 @@ a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from pydantic import model_validator
+
 from gateway.cache_config import CacheConfig, CoalesceConfig, MergeConfig, RedisConfig
 from gateway.limits_config import BreakerConfig, LimitsConfig, RetryConfig
+from gateway.schema import (
+    Count,
+    HttpUrl,
+    LogLevel,
+    Port,
+    Seconds,
+    ZeroOrSeconds,
+    invalid,
+    load,
+    settings,
+)
 
 
 class ConfigError(ValueError):
-    """The configuration file is unreadable or names an unknown or mistyped setting."""
+    """The configuration file is unreadable or a setting is unknown or not allowed."""
 
 
-@dataclass(frozen=True)
+@settings
 class ServerConfig:
     host: str = "0.0.0.0"
-    port: int = 50051
+    port: Port = 50051
     #: Processes sharing the port through SO_REUSEPORT (gRPC Python is GIL-bound per process).
-    workers: int = 1
+    workers: Count = 1
     #: On SIGTERM: stop accepting, let in-flight calls finish for this long, then exit 0.
-    grace_seconds: float = 20.0
+    grace_seconds: ZeroOrSeconds = 20.0
     #: Calls beyond this are refused by grpc with RESOURCE_EXHAUSTED instead of queueing.
-    max_concurrent_rpcs: int = 10_000
+    max_concurrent_rpcs: Count = 10_000
     #: The largest request is a 500-item ranking list (~130 KiB); 1 MiB leaves room, no more.
-    max_receive_message_bytes: int = 1 << 20
-    max_send_message_bytes: int = 8 << 20
+    max_receive_message_bytes: Count = 1 << 20
+    max_send_message_bytes: Count = 8 << 20
     #: Per HTTP/2 connection; bounded on purpose (rapid-reset hardening).
-    max_concurrent_streams: int = 256
+    max_concurrent_streams: Count = 256
     #: Clients may ping this often at most without data; more gets GOAWAY too_many_pings.
-    min_ping_interval_seconds: float = 10.0
-    keepalive_time_seconds: float = 60.0
-    keepalive_timeout_seconds: float = 20.0
+    min_ping_interval_seconds: Seconds = 10.0
+    keepalive_time_seconds: Seconds = 60.0
+    keepalive_timeout_seconds: Seconds = 20.0
     #: Recycle connections so a load balancer can rebalance; in-flight calls get the grace.
-    max_connection_age_seconds: float = 1800.0
-    max_connection_age_grace_seconds: float = 30.0
-    max_connection_idle_seconds: float = 600.0
+    max_connection_age_seconds: Seconds = 1800.0
+    max_connection_age_grace_seconds: ZeroOrSeconds = 30.0
+    max_connection_idle_seconds: Seconds = 600.0
 
 
-@dataclass(frozen=True)
+@settings
 class UpstreamConfig:
     #: None: botocore resolves AWS_REGION / AWS_DEFAULT_REGION / the profile; else us-east-1.
     region: str | None = None
     #: None: botocore resolves AWS_ENDPOINT_URL(_<SERVICE>) or the real AWS endpoint.
-    endpoint_url: str | None = None
+    endpoint_url: HttpUrl | None = None
     #: Per botocore service name, e.g. {"personalize-runtime" = "http://127.0.0.1:4566"}.
-    endpoints: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, HttpUrl] = field(default_factory=dict)
     #: aiohttp connection pool per service client (botocore's default of 10 starves a gateway).
-    max_pool_connections: int = 256
-    connect_timeout_seconds: float = 2.0
-    read_timeout_seconds: float = 30.0
-    #: Used when the caller set no deadline, and the cap on any caller's deadline.
-    default_deadline_seconds: float = 10.0
-    max_deadline_seconds: float = 120.0
+    max_pool_connections: Count = 256
+    connect_timeout_seconds: Seconds = 2.0
+    read_timeout_seconds: Seconds = 30.0
+    #: Used when the caller set no deadline; at most `max_deadline_seconds` (checked below).
+    default_deadline_seconds: Seconds = 10.0
+    #: The cap on any caller's deadline.
+    max_deadline_seconds: Seconds = 120.0
     #: Kept back from the caller's deadline so the gateway can still answer in time.
-    deadline_margin_seconds: float = 0.005
+    deadline_margin_seconds: ZeroOrSeconds = 0.005
     #: Send the runtime operations without botocore's per-call work (gateway/upstream/fastpath.py).
     fast_path: bool = True
 
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> UpstreamConfig:
+        # A default above the cap would be used uncapped (no caller deadline to cap).
+        if self.default_deadline_seconds > self.max_deadline_seconds:
+            raise invalid(
+                "default_deadline_seconds",
+                self.default_deadline_seconds,
+                f"must be <= max_deadline_seconds ({self.max_deadline_seconds:g})",
+            )
+        return self
 
-@dataclass(frozen=True)
+
+@settings
 class MetricsConfig:
     host: str = "0.0.0.0"
     #: Prometheus /metrics; worker i listens on port + i. 0 disables.
-    port: int = 9464
+    port: Port = 9464
 
 
-@dataclass(frozen=True)
+@settings
 class LoggingConfig:
-    level: str = "INFO"
+    level: LogLevel = "INFO"
 
 
-@dataclass(frozen=True)
+@settings
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
@@ -112,35 +134,4 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        config: Config = _build(cls, data, "")
-        return config
-
-
-def _build(kind: type[Any], data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"[{where}] must be a table")
-    hints = typing.get_type_hints(kind)
-    known = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in [{where or 'top level'}]: {', '.join(unknown)}")
-    values = {}
-    for name, value in data.items():
-        key = f"{where}.{name}" if where else name
-        values[name] = _coerce(hints[name], value, key)
-    return kind(**values)
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(typing.cast(type[Any], hint), value, key)
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for option in allowed:
-        origin = typing.get_origin(option) or option
-        if option is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if origin is type(None) and value is None:
-            return None
-        if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
-            return value
-    raise ConfigError(f"{key} must be {hint}, got {type(value).__name__}")
+        return load(cls, data, ConfigError)

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from gateway.emulator.config import ConfigError, EmulatorConfig, load_config
 from gateway.emulator.process import run_worker
+from gateway.schema import changed
 
 __all__ = ["main"]
 
@@ -42,15 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = config.server
-    server = replace(
-        server,
-        host=args.host if args.host is not None else server.host,
-        port=args.port if args.port is not None else server.port,
-        workers=args.workers if args.workers is not None else server.workers,
-    )
+    try:  # checked like the file: `--port -5` is one line, not a traceback
+        server = changed(
+            server,
+            ConfigError,
+            "server",
+            host=args.host if args.host is not None else server.host,
+            port=args.port if args.port is not None else server.port,
+            workers=args.workers if args.workers is not None else server.workers,
+        )
+        if args.job_step_seconds is not None:
+            config = replace(
+                config,
+                jobs=changed(config.jobs, ConfigError, "jobs", step_seconds=args.job_step_seconds),
+            )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     config = replace(config, server=server)
-    if args.job_step_seconds is not None:
-        config = config.with_job_step(args.job_step_seconds)
     if server.workers > 1 and server.port == 0:
         print("error: --workers > 1 needs an explicit --port", file=sys.stderr)
         return 2

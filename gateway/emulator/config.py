@@ -1,7 +1,8 @@
-"""The emulator's configuration: TOML (stdlib ``tomllib``) -> frozen dataclasses.
+"""The emulator's configuration: TOML (stdlib ``tomllib``) -> frozen, validated dataclasses.
 
-Every key is documented in ``example.toml`` next to this file. Unknown keys are errors,
-so a typo does not silently fall back to a default.
+Every key is documented in ``example.toml`` next to this file. The sections are checked by
+the same schema as the gateway's (``gateway/schema.py``): unknown keys are errors, so a typo
+does not silently fall back to a default, and a refused value is one line naming the key.
 """
 
 from __future__ import annotations
@@ -10,9 +11,23 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from gateway.emulator.faults import FaultConfig, FaultConfigError
+from gateway.schema import (
+    Count,
+    Fraction,
+    NonNegativeCount,
+    Number,
+    Port,
+    Positive,
+    Seconds,
+    Text,
+    load,
+    settings,
+)
 
 __all__ = [
     "AuthConfig",
@@ -29,54 +44,64 @@ __all__ = [
     "parse_config",
 ]
 
-T = TypeVar("T")
-
 
 class ConfigError(ValueError):
     """The configuration is malformed; the message names the key."""
 
 
-@dataclass(frozen=True)
+AccountId = Annotated[str, Field(pattern=r"^[0-9]{12}$", description="12 digits")]
+#: "/" would make the key id unparseable in a SigV4 credential scope.
+AccessKeyId = Annotated[
+    str,
+    Field(
+        pattern=r"^[^/\s](?:[^/]*[^/\s])?$",
+        description="a non-empty access key id without '/' or surrounding spaces",
+    ),
+]
+EmbeddingDim = Annotated[int, Field(ge=1, le=32, description="an integer from 1 to 32")]
+
+
+@settings
 class ItemSpec:
     """An explicit catalog entry (item or action) with string attributes."""
 
-    id: str
+    id: Text
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@settings
 class ResourceSpec:
     """A campaign or a recommender. ``recipe`` decides which inputs it needs."""
 
-    name: str
-    recipe: str
-    arn: str | None = None
+    name: Text
+    recipe: Text
+    arn: Text | None = None
     # Different salts give a resource its own "model"; equal salts (the default "")
     # make resources agree, so one user's scores match across campaigns.
     salt: str = ""
 
 
-@dataclass(frozen=True)
+@settings
 class FilterSpec:
-    name: str
-    expression: str
-    arn: str | None = None
+    name: Text
+    expression: Text
+    arn: Text | None = None
 
 
-@dataclass(frozen=True)
+@settings
 class SolutionVersionSpec:
-    name: str  # "<solution>/<version>", as in the ARN
-    recipe: str = "user-personalization"
-    arn: str | None = None
+    name: Text  # "<solution>/<version>", as in the ARN
+    recipe: Text = "user-personalization"
+    arn: Text | None = None
 
 
-@dataclass(frozen=True)
+@settings
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 0
-    workers: int = 1
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
+    port: Port = 0
+    workers: Count = 1
+    region: Text = "us-east-1"
+    account_id: AccountId = "000000000000"
 
 
 def _default_campaigns() -> tuple[ResourceSpec, ...]:
@@ -117,16 +142,16 @@ def _default_solution_versions() -> tuple[SolutionVersionSpec, ...]:
     )
 
 
-@dataclass(frozen=True)
+@settings
 class CatalogConfig:
     seed: str = "mlgw-emulator"
-    num_items: int = 1000
+    num_items: NonNegativeCount = 1000
     item_id_prefix: str = "i"
-    num_actions: int = 50
+    num_actions: NonNegativeCount = 50
     action_id_prefix: str = "a"
-    embedding_dim: int = 16
-    temperature: float = 2.0
-    cache_size: int = 4096
+    embedding_dim: EmbeddingDim = 16
+    temperature: Positive = 2.0
+    cache_size: Count = 4096
     items: tuple[ItemSpec, ...] = ()
     actions: tuple[ItemSpec, ...] = ()
     campaigns: tuple[ResourceSpec, ...] = field(default_factory=_default_campaigns)
@@ -137,18 +162,18 @@ class CatalogConfig:
     )
 
 
-@dataclass(frozen=True)
+@settings
 class JobsConfig:
-    step_seconds: float = 5.0
-    in_progress_steps: int = 4
-    personalize_max_active: int = 5
-    fail_marker: str = "fail"
-    partial_marker: str = "partial"
-    expire_marker: str = "expire"
-    bedrock_default_timeout_hours: int = 72
+    step_seconds: Seconds = 5.0
+    in_progress_steps: Count = 4
+    personalize_max_active: Count = 5
+    fail_marker: Text = "fail"
+    partial_marker: Text = "partial"
+    expire_marker: Text = "expire"
+    bedrock_default_timeout_hours: Count = 72
 
 
-@dataclass(frozen=True)
+@settings
 class AuthConfig:
     """SigV4 checking. ``credentials``: access key id -> secret access key.
 
@@ -157,8 +182,50 @@ class AuthConfig:
     the admin API must be signed with one of these key pairs (see ``signing.py``).
     """
 
-    # repr=False: a logged or printed config does not show the secrets.
-    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # repr=False: a logged or printed config, or an error, does not show the secrets.
+    credentials: Mapping[AccessKeyId, Text] = field(default_factory=dict, repr=False)
+
+
+# -- the [faults] table's shape; FaultConfig.from_mapping then derives the injector's model --
+
+
+@settings
+class _LatencyTable:
+    fixed_ms: Number = 0.0
+    tail_probability: Fraction = 0.0
+    tail_mu: float = 0.0
+    tail_sigma: Number = 0.0
+    tail_p50_ms: Positive | None = None
+    tail_p99_ms: Positive | None = None
+    max_ms: Number = 60_000.0
+
+
+@settings
+class _TpsTable:
+    arn: Text
+    rate: Positive
+    burst: Annotated[float, Field(ge=1, description="a number >= 1")] | None = None
+    operations: tuple[str, ...] = ()
+
+
+@settings
+class _FaultsTable:
+    seed: int = 0
+    latency: dict[str, _LatencyTable] = field(default_factory=dict)
+    #: Error kind (or AWS error code) -> probability.
+    errors: dict[str, dict[str, Fraction]] = field(default_factory=dict)
+    tps: tuple[_TpsTable, ...] = ()
+
+
+@settings
+class _Document:
+    """What a TOML file may contain: every section, checked in one pass."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    faults: _FaultsTable = field(default_factory=_FaultsTable)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 @dataclass(frozen=True)
@@ -173,168 +240,21 @@ class EmulatorConfig:
         return replace(self, jobs=replace(self.jobs, step_seconds=seconds))
 
 
-def _scalars(cls: type[T], raw: Mapping[str, Any], where: str, skip: set[str]) -> T:
-    """Build ``cls`` from the scalar keys of ``raw``, type-checked against its defaults."""
-    defaults = cls()
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in skip:
-            continue
-        if not hasattr(defaults, key):
-            raise ConfigError(f"unknown key {where}.{key}")
-        expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not expected:
-            raise ConfigError(f"{where}.{key} must be {expected.__name__}")
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}.{key} must be a table")
-    return value
-
-
-def _array(raw: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]] | None:
-    if key not in raw:
-        return None
-    value = raw[key]
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise ConfigError(f"{where}.{key} must be an array of tables")
-    return value
-
-
-def _string(entry: Mapping[str, Any], key: str, where: str, required: bool = True) -> str | None:
-    value = entry.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}.{key} must be a non-empty string")
-    return value
-
-
-def _entries(
-    raw: Mapping[str, Any], key: str, allowed: set[str]
-) -> list[tuple[str, Mapping[str, Any]]] | None:
-    entries = _array(raw, key, "catalog")
-    if entries is None:
-        return None
-    out = []
-    for i, entry in enumerate(entries):
-        where = f"catalog.{key}[{i}]"
-        unknown = set(entry) - allowed
-        if unknown:
-            raise ConfigError(f"unknown key(s) in {where}: {sorted(unknown)}")
-        out.append((where, entry))
-    return out
-
-
-def _items(raw: Mapping[str, Any], key: str) -> tuple[ItemSpec, ...]:
-    entries = _entries(raw, key, {"id", "attributes"}) or []
-    items = []
-    for where, entry in entries:
-        attrs = entry.get("attributes", {})
-        if not isinstance(attrs, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in attrs.items()
-        ):
-            raise ConfigError(f"{where}.attributes must map names to strings")
-        items.append(ItemSpec(str(_string(entry, "id", where)), dict(attrs)))
-    return tuple(items)
-
-
-def _resources(raw: Mapping[str, Any], key: str) -> tuple[ResourceSpec, ...] | None:
-    entries = _entries(raw, key, {"name", "recipe", "arn", "salt"})
-    if entries is None:
-        return None
-    return tuple(
-        ResourceSpec(
-            name=str(_string(e, "name", w)),
-            recipe=str(_string(e, "recipe", w)),
-            arn=_string(e, "arn", w, required=False),
-            salt=str(e.get("salt", "")),
-        )
-        for w, e in entries
-    )
-
-
-def _parse_catalog(raw: Mapping[str, Any]) -> CatalogConfig:
-    lists = {"items", "actions", "campaigns", "recommenders", "filters", "solution_versions"}
-    base = _scalars(CatalogConfig, raw, "catalog", lists)
-    if not 1 <= base.embedding_dim <= 32:
-        raise ConfigError("catalog.embedding_dim must be between 1 and 32")
-    if base.cache_size < 1:
-        raise ConfigError("catalog.cache_size must be >= 1")
-    changes: dict[str, Any] = {"items": _items(raw, "items"), "actions": _items(raw, "actions")}
-    for key in ("campaigns", "recommenders"):
-        parsed = _resources(raw, key)
-        if parsed is not None:
-            changes[key] = parsed
-    filters = _entries(raw, "filters", {"name", "expression", "arn"})
-    if filters is not None:
-        changes["filters"] = tuple(
-            FilterSpec(
-                str(_string(e, "name", w)),
-                str(_string(e, "expression", w)),
-                _string(e, "arn", w, required=False),
-            )
-            for w, e in filters
-        )
-    versions = _entries(raw, "solution_versions", {"name", "recipe", "arn"})
-    if versions is not None:
-        changes["solution_versions"] = tuple(
-            SolutionVersionSpec(
-                str(_string(e, "name", w)),
-                str(e.get("recipe", "user-personalization")),
-                _string(e, "arn", w, required=False),
-            )
-            for w, e in versions
-        )
-    return replace(base, **changes)
-
-
-def _parse_auth(raw: Mapping[str, Any]) -> AuthConfig:
-    unknown = set(raw) - {"credentials"}
-    if unknown:
-        raise ConfigError(f"unknown key(s) in auth: {sorted(unknown)}")
-    credentials = raw.get("credentials", {})
-    if not isinstance(credentials, Mapping):
-        raise ConfigError("auth.credentials must be a table")
-    for key, secret in credentials.items():
-        # "/" would make the key id unparseable in a SigV4 credential scope.
-        if not isinstance(key, str) or not key or "/" in key or key != key.strip():
-            raise ConfigError(
-                f"auth.credentials: access key id {key!r} must be a non-empty string "
-                "without '/' or surrounding spaces"
-            )
-        if not isinstance(secret, str) or not secret:
-            raise ConfigError(f"auth.credentials.{key} must be a non-empty string")
-    return AuthConfig(credentials=dict(credentials))
-
-
 def parse_config(raw: Mapping[str, Any]) -> EmulatorConfig:
     """Build the configuration from an already-parsed TOML document (or any mapping)."""
-    unknown = set(raw) - {"server", "catalog", "jobs", "faults", "auth"}
-    if unknown:
-        raise ConfigError(f"unknown top-level table(s): {sorted(unknown)}")
-    server = _scalars(ServerConfig, _table(raw, "server", ""), "server", set())
-    if server.workers < 1:
-        raise ConfigError("server.workers must be >= 1")
-    jobs = _scalars(JobsConfig, _table(raw, "jobs", ""), "jobs", set())
-    if jobs.step_seconds <= 0 or jobs.in_progress_steps < 1 or jobs.personalize_max_active < 1:
-        raise ConfigError("jobs.step_seconds must be > 0, the step and job counts >= 1")
+    document = load(_Document, raw, ConfigError)
     try:
-        faults = FaultConfig.from_mapping(_table(raw, "faults", ""))
+        # The schema checked the table; this derives the injector's model (tail_p50_ms ->
+        # mu/sigma) and checks what spans keys (probabilities summing to at most 1).
+        faults = FaultConfig.from_mapping(raw.get("faults", {}))
     except FaultConfigError as exc:
         raise ConfigError(str(exc)) from exc
     return EmulatorConfig(
-        server=server,
-        catalog=_parse_catalog(_table(raw, "catalog", "")),
-        jobs=jobs,
+        server=document.server,
+        catalog=document.catalog,
+        jobs=document.jobs,
         faults=faults,
-        auth=_parse_auth(_table(raw, "auth", "")),
+        auth=document.auth,
     )
 
 

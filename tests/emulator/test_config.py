@@ -43,7 +43,7 @@ def test_example_config_is_valid_and_documents_the_defaults() -> None:
     [
         ({"sever": {}}, "sever"),
         ({"server": {"prot": 1}}, "server.prot"),
-        ({"server": {"port": "80"}}, "server.port must be int"),
+        ({"server": {"port": "80"}}, 'server.port = "80": must be an integer'),
         ({"catalog": {"embedding_dim": 64}}, "embedding_dim"),
         ({"catalog": {"campaigns": [{"name": "x"}]}}, "recipe"),
         ({"catalog": {"items": [{"id": "x", "attributes": {"A": 1}}]}}, "attributes"),
@@ -54,6 +54,49 @@ def test_example_config_is_valid_and_documents_the_defaults() -> None:
 def test_bad_configs_name_the_key(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(raw)
+
+
+#: One refused value per section (issue 10 item 11): the one line names key, value, allowed.
+REFUSED = [
+    ({"server": {"port": 70000}}, "server.port = 70000: must be an integer from 0 to 65535"),
+    ({"server": {"workers": 0}}, "server.workers = 0: must be an integer >= 1"),
+    ({"server": {"account_id": "12"}}, 'server.account_id = "12": must be 12 digits'),
+    ({"catalog": {"num_items": -1}}, "catalog.num_items = -1: must be an integer >= 0"),
+    ({"catalog": {"temperature": 0}}, "catalog.temperature = 0: must be a number > 0"),
+    (
+        {"catalog": {"items": [{"id": "x", "attributes": {"A": 1}}]}},
+        "catalog.items[0].attributes.A = 1: must be a string",
+    ),
+    ({"jobs": {"in_progress_steps": 0}}, "jobs.in_progress_steps = 0: must be an integer >= 1"),
+    ({"jobs": {"fail_marker": ""}}, 'jobs.fail_marker = "": must be a non-empty string'),
+    (
+        {"faults": {"latency": {"*": {"fixed_ms": -1}}}},
+        'faults.latency."*".fixed_ms = -1: must be a number >= 0',
+    ),
+    (
+        {"faults": {"errors": {"GetRecommendations": {"ThrottlingException": 2}}}},
+        "faults.errors.GetRecommendations.ThrottlingException = 2: must be a number from 0 to 1",
+    ),
+    ({"faults": {"tps": [{"arn": "*", "rate": 0}]}}, "faults.tps[0].rate = 0: must be a number"),
+    ({"faults": {"seed": "1"}}, 'faults.seed = "1": must be an integer'),
+    (
+        {"auth": {"credentials": {"AKID": 5}}},
+        "auth.credentials.AKID = (hidden): must be a non-empty string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "message"), REFUSED)
+def test_a_refused_value_is_one_line_naming_key_value_and_what_is_allowed(
+    raw: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    text = str(caught.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+    assert "<class" not in text
+    assert "Input should" not in text
 
 
 def test_bad_recipe_and_filter_are_rejected_at_start() -> None:
@@ -108,6 +151,12 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["--config", str(tmp_path / "missing.toml")]) == 2
     assert main(["--workers", "2"]) == 2  # several workers need a fixed port
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_bad_override_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--port", "-5"]) == 2
+    line = "error: server.port = -5: must be an integer from 0 to 65535\n"
+    assert capsys.readouterr().err == line
 
 
 def _free_port() -> int:

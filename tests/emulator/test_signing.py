@@ -509,15 +509,15 @@ def test_auth_config_round_trips(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"auth": []}, "auth must be a table"),
-        ({"auth": {"credentials": []}}, "auth.credentials must be a table"),
-        ({"auth": {"credentials": "k=s"}}, "auth.credentials must be a table"),
+        ({"auth": []}, "auth = an array: must be a table"),
+        ({"auth": {"credentials": []}}, r"auth.credentials = \(hidden\): must be a table"),
+        ({"auth": {"credentials": "k=s"}}, r"auth.credentials = \(hidden\): must be a table"),
         ({"auth": {"credentials": {"k": 1}}}, "auth.credentials.k"),
         ({"auth": {"credentials": {"k": ""}}}, "auth.credentials.k"),
         ({"auth": {"credentials": {1: "s"}}}, "access key id"),
         ({"auth": {"credentials": {"": "s"}}}, "access key id"),
         ({"auth": {"credentials": {"a/b": "s"}}}, "access key id"),
-        ({"auth": {"credential": {}}}, "unknown key"),
+        ({"auth": {"credential": {}}}, "unknown setting"),
     ],
 )
 def test_bad_auth_configs_are_rejected(raw: dict[str, Any], message: str) -> None:

@@ -63,7 +63,9 @@ async def test_no_caller_deadline_uses_the_configured_default(
 
 
 async def test_far_caller_deadline_is_capped(make_gateway: GatewayFactory, emulator: Any) -> None:
-    gateway = await make_gateway(upstream={"max_deadline_seconds": 0.3})
+    # The default must not exceed the cap (a start-up error otherwise).
+    capped = {"max_deadline_seconds": 0.3, "default_deadline_seconds": 0.3}
+    gateway = await make_gateway(upstream=capped)
     emulator.set_faults(SLOW)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
         stub = rt_grpc.PersonalizeRuntimeServiceStub(channel)

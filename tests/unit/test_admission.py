@@ -268,7 +268,7 @@ def test_limits_config_is_checked() -> None:
         Config.from_dict({"limits": {"operations": {"GetRecomendations": {"rate": 1}}}})
     with pytest.raises(ConfigError, match="unknown setting"):
         Config.from_dict({"limits": {"resources": {CAMPAIGN: {"rate": 1, "brust": 2}}}})
-    with pytest.raises(ConfigError, match="burst must be >= 1"):
+    with pytest.raises(ConfigError, match=r"burst = 0.5: must be >= 1"):
         Config.from_dict({"limits": {"resources": {CAMPAIGN: {"rate": 5, "burst": 0.5}}}})
     with pytest.raises(ConfigError, match="replicas"):
         Config.from_dict({"limits": {"replicas": 0}})
