@@ -112,8 +112,9 @@ async def test_a_bug_in_the_send_path_is_internal_with_errorinfo_and_one_traceba
     assert (info.reason, info.domain) == ("INTERNAL", "mlgw.gateway")
     assert "planted" not in (caught.value.details() or "")
     (record,) = gateway_records(caplog)
-    assert record.levelno == logging.ERROR, (record.reason, record.detail)  # type: ignore[attr-defined]
-    assert record.exc_info is not None and record.exc_info[0] is PlantedBug
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.exc_info[0] is PlantedBug
     assert record.method == "GetRecommendations"  # type: ignore[attr-defined]
     assert record.request_id == "bug-1"  # type: ignore[attr-defined]
 
@@ -165,14 +166,14 @@ async def test_over_capacity_is_resource_exhausted_with_errorinfo(
 # ---- 7. deadlines: over on arrival, and under a burst ----------------------------------
 
 
-@pytest.mark.parametrize("timeout", [1e-3, 3e-3, 5e-3])
+@pytest.mark.parametrize("seconds", [1e-3, 3e-3, 5e-3])
 async def test_a_deadline_over_on_arrival_is_deadline_exceeded_before_sending(
-    timeout: float, stubs: Stubs, emulator: Any, caplog: pytest.LogCaptureFixture
+    seconds: float, stubs: Stubs, emulator: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """grpc-timeout 1m .. 5m: less time than the gateway's margin is left on arrival.
     (Shorter ones, 1n or 1u, often expire inside grpc before any handler runs.)"""
     with caplog.at_level(logging.INFO), pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stubs.runtime.GetRecommendations(REQUEST, timeout=timeout)
+        await stubs.runtime.GetRecommendations(REQUEST, timeout=seconds)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     (record,) = gateway_records(caplog)  # the gateway's verdict, even if the client's timer won
     assert record.reason == "DEADLINE_EXCEEDED"  # type: ignore[attr-defined]
