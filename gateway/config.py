@@ -70,7 +70,7 @@ class UpstreamConfig:
     #: base plus the event loop's recent p99 lateness (gateway/services.py, LoopLag) ...
     deadline_margin_seconds: float = 0.005
     #: ... capped at this. A call with less time than the margin left is answered at once.
-    max_deadline_margin_seconds: float = 0.25
+    max_deadline_margin_seconds: float = 0.1
     #: Send the runtime operations without botocore's per-call work (gateway/upstream/fastpath.py).
     fast_path: bool = True
 

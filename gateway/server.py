@@ -124,8 +124,6 @@ class Gateway:
         # No grpc-level maximum_concurrent_rpcs: the edge enforces it, with ErrorInfo.
         server = grpc.aio.server(options=grpc_options(cfg.server))
         deadlines = Deadlines.from_config(cfg.upstream)
-        deadlines.lag.start()
-        self._stack.callback(deadlines.lag.stop)
         capacity = Capacity(cfg.server.max_concurrent_rpcs)
         handlers = method_handlers(self.operations, pipeline, deadlines, capacity)
         for service, methods in handlers.items():
@@ -139,6 +137,9 @@ class Gateway:
         for name in ("", *handlers):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._start_metrics()
+        # Measured from here on: start-up work would read as loop lag and widen the margin.
+        deadlines.lag.start()
+        self._stack.callback(deadlines.lag.stop)
         log.info("gateway serving", extra={"port": self.port, "worker": self._worker_index})
         return self.port
 

@@ -17,7 +17,6 @@ from mlgw.machinelearning.v1 import machinelearning_pb2 as aml
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc as rt_grpc
 
-from gateway.operations import OPERATIONS
 from gateway.server import Gateway
 from gateway.upstream.invoke import Upstream
 from tests.integration.conftest import TEST_CREDENTIALS, GatewayFactory, Stubs, gateway_config
@@ -232,7 +231,3 @@ async def test_an_upstream_message_echoing_a_session_token_is_scrubbed_for_the_c
     assert TOKEN not in (error.details() or "")
     assert TOKEN not in str(error_info(error))
     assert emulator.stats()["calls"]["DescribeBatchPredictions"] == 1
-
-
-def test_every_operation_is_covered_by_the_edge() -> None:
-    assert {op.name for op in OPERATIONS} >= {"GetRecommendations", "DescribeBatchPredictions"}
