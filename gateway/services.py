@@ -52,7 +52,7 @@ class LoopLag:
     """
 
     #: The loop time one timeout answer takes here (unwinding the pipeline, the status).
-    ANSWER_COST = 0.0003
+    ANSWER_COST = 0.0005
 
     #: Samples every 10 ms over the last 2 s: reacts within a burst, forgets it soon after.
     INTERVAL = 0.01
@@ -83,7 +83,7 @@ class LoopLag:
         self._high = ordered[min(len(ordered) - 1, int(len(ordered) * self.QUANTILE))]
 
     def margin(self, in_flight: int) -> float:
-        return min(self.base + self._high + in_flight * self.ANSWER_COST, self.maximum)
+        return min(self.base + 2 * self._high + in_flight * self.ANSWER_COST, self.maximum)
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
