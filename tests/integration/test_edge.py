@@ -170,13 +170,16 @@ async def test_over_capacity_is_resource_exhausted_with_errorinfo(
 async def test_a_deadline_over_on_arrival_is_deadline_exceeded_before_sending(
     seconds: float, stubs: Stubs, emulator: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """grpc-timeout 1m .. 5m: less time than the gateway's margin is left on arrival.
-    (Shorter ones, 1n or 1u, often expire inside grpc before any handler runs.)"""
-    with caplog.at_level(logging.INFO), pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stubs.runtime.GetRecommendations(REQUEST, timeout=seconds)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    (record,) = gateway_records(caplog)  # the gateway's verdict, even if the client's timer won
-    assert record.reason == "DEADLINE_EXCEEDED"  # type: ignore[attr-defined]
+    """grpc-timeout 1m .. 5m: less time than the gateway's margin is left on arrival. (Some
+    expire inside grpc before any handler runs, as 1n or 1u mostly do: grpc's own answer.)"""
+    with caplog.at_level(logging.INFO):
+        for _ in range(5):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stubs.runtime.GetRecommendations(REQUEST, timeout=seconds)
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    reasons = [r.reason for r in gateway_records(caplog)]  # type: ignore[attr-defined]
+    assert reasons  # the gateway's verdicts, even where the caller's timer won the race
+    assert set(reasons) == {"DEADLINE_EXCEEDED"}
     assert emulator.stats()["calls"] == {}
 
 
