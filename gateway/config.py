@@ -43,12 +43,13 @@ class ServerConfig:
     workers: Count = 1
     #: On SIGTERM: stop accepting, let in-flight calls finish for this long, then exit 0.
     grace_seconds: ZeroOrSeconds = 20.0
-    #: Calls beyond this are refused by grpc with RESOURCE_EXHAUSTED instead of queueing.
+    #: Calls beyond this are refused at once with RESOURCE_EXHAUSTED / OVERLOADED (the edge).
     max_concurrent_rpcs: Count = 10_000
     #: The largest request is a 500-item ranking list (~130 KiB); 1 MiB leaves room, no more.
     max_receive_message_bytes: Count = 1 << 20
     max_send_message_bytes: Count = 8 << 20
-    #: Per HTTP/2 connection; bounded on purpose (rapid-reset hardening).
+    #: Per HTTP/2 connection, advertised to clients (which queue beyond it): bounds one
+    #: connection's share of the process (rapid-reset hardening). See README "Transport limits".
     max_concurrent_streams: Count = 256
     #: Clients may ping this often at most without data; more gets GOAWAY too_many_pings.
     min_ping_interval_seconds: Seconds = 10.0
@@ -76,8 +77,11 @@ class UpstreamConfig:
     default_deadline_seconds: Seconds = 10.0
     #: The cap on any caller's deadline.
     max_deadline_seconds: Seconds = 120.0
-    #: Kept back from the caller's deadline so the gateway can still answer in time.
+    #: Kept back from the caller's deadline so the gateway can still answer in time: this
+    #: base plus the event loop's recent p99 lateness (gateway/services.py, LoopLag) ...
     deadline_margin_seconds: ZeroOrSeconds = 0.005
+    #: ... capped at this. A call with less time than the margin left is answered at once.
+    max_deadline_margin_seconds: ZeroOrSeconds = 0.1
     #: Send the runtime operations without botocore's per-call work (gateway/upstream/fastpath.py).
     fast_path: bool = True
 

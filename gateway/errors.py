@@ -17,6 +17,8 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from gateway.logs import scrub
+
 #: ErrorInfo.domain for errors the gateway itself decides (validation, shedding, deadlines).
 GATEWAY_DOMAIN = "mlgw.gateway"
 #: The trailer that carries google.rpc.Status (gRFC and grpcio-status agree on this key).
@@ -57,12 +59,17 @@ class GatewayError(Exception):
         self.retry_after = retry_after
         self.extra_details = tuple(extra_details)
 
+    @property
+    def caller_message(self) -> str:
+        """The message as the caller sees it: scrubbed, since upstream text passes through
+        and may echo a signed request (session token, signature)."""
+        return scrub(self.message)
+
     def details(self) -> list[Message]:
         """The google.rpc detail messages, ErrorInfo first (AIP-193: exactly one ErrorInfo)."""
+        metadata = {key: scrub(value) for key, value in self.metadata.items()}
         out: list[Message] = [
-            error_details_pb2.ErrorInfo(
-                reason=self.reason, domain=self.domain, metadata=self.metadata
-            )
+            error_details_pb2.ErrorInfo(reason=self.reason, domain=self.domain, metadata=metadata)
         ]
         if self.retry_after is not None:
             delay = duration_pb2.Duration()
@@ -77,7 +84,9 @@ class GatewayError(Exception):
             box = any_pb2.Any()
             box.Pack(detail)
             packed.append(box)
-        return status_pb2.Status(code=_RPC_CODES[self.code], message=self.message, details=packed)
+        return status_pb2.Status(
+            code=_RPC_CODES[self.code], message=self.caller_message, details=packed
+        )
 
     def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
         return ((STATUS_DETAILS_KEY, self.to_status().SerializeToString()),)
@@ -108,6 +117,52 @@ class InvalidRequest(GatewayError):
             metadata={"fields": fields},
             extra_details=[bad_request],
         )
+
+
+class MalformedRequest(GatewayError):
+    """The request body is not the RPC's message in protobuf wire format (corrupt,
+    truncated, or a string field that is not UTF-8): rejected before any other work."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, message_type: str) -> None:
+        super().__init__(
+            f"the request is not a valid {message_type} in protobuf wire format",
+            reason="MALFORMED_REQUEST",
+            metadata={"messageType": message_type},
+        )
+
+
+class InternalError(GatewayError):
+    """A bug: an exception nothing expected. The caller gets INTERNAL with this ErrorInfo;
+    the edge logs the traceback of `cause` once, at ERROR. (Not `__cause__`: stages re-raise
+    errors `from None`, which clears it.)"""
+
+    code = grpc.StatusCode.INTERNAL
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__("internal error", reason="INTERNAL")
+        self.cause = cause
+        #: Set once the traceback is logged: coalesced callers share one error object.
+        self.logged = False
+
+
+class Overloaded(GatewayError):
+    """The process already serves `[server] max_concurrent_rpcs` calls."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "the gateway is at its limit of concurrent calls; retry shortly",
+            reason="OVERLOADED",
+            metadata={"maxConcurrentRpcs": str(limit)},
+            retry_after=OVERLOADED_RETRY_AFTER,
+        )
+
+
+#: What an OVERLOADED caller is told to wait: calls finish in milliseconds.
+OVERLOADED_RETRY_AFTER = 0.1
 
 
 class DeadlineExceeded(GatewayError):

@@ -62,3 +62,34 @@ def configure(level: str) -> None:
     # botocore logs request details (including headers) at debug; never let them through.
     logging.getLogger("botocore").setLevel(max(logging.INFO, root.level))
     logging.getLogger("aiobotocore").setLevel(max(logging.INFO, root.level))
+
+
+class LogBudget:
+    """A token bucket for one log line a caller can trigger at will (e.g. undecodable
+    requests): at most `burst` lines at once and `rate` per second after that, so a
+    hostile caller cannot flood the log. The next line that is let through says how many
+    were suppressed since the last one."""
+
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens", "suppressed")
+
+    def __init__(
+        self, rate: float = 1.0, burst: float = 5.0, *, clock: Any = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._stamp = clock()
+        self.suppressed = 0
+
+    def take(self) -> int | None:
+        """None: suppress this line (counted). Else the number suppressed before it."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            self.suppressed += 1
+            return None
+        self._tokens -= 1.0
+        suppressed, self.suppressed = self.suppressed, 0
+        return suppressed

@@ -25,7 +25,7 @@ from gateway.pipeline.merge import Merge
 from gateway.pipeline.overload import Overload
 from gateway.pipeline.shared import SharedTier, open_redis
 from gateway.pipeline.validate import Precheck, Validate
-from gateway.services import Deadlines, method_handlers
+from gateway.services import Capacity, Deadlines, method_handlers
 from gateway.upstream.clients import open_clients
 from gateway.upstream.invoke import Upstream
 
@@ -41,6 +41,12 @@ def grpc_options(cfg: ServerConfig) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", cfg.max_receive_message_bytes),
         ("grpc.max_send_message_length", cfg.max_send_message_bytes),
         ("grpc.max_concurrent_streams", cfg.max_concurrent_streams),
+        # C-core's "overload protection" refuses (REFUSED_STREAM -> UNAVAILABLE) a new
+        # stream while more stream objects than max_concurrent_streams are allocated, and
+        # grpc.aio frees them only after the Python call ends: a client that keeps within
+        # the advertised limit still gets refused. Rapid reset stays bounded without it
+        # (README "Transport limits").
+        ("grpc.http.overload_protection", 0),
         ("grpc.keepalive_time_ms", int(cfg.keepalive_time_seconds * ms)),
         ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_seconds * ms)),
         ("grpc.http2.min_ping_interval_without_data_ms", int(cfg.min_ping_interval_seconds * ms)),
@@ -117,11 +123,11 @@ class Gateway:
         def pipeline(op: Operation) -> Handler:
             return compose(op, stages, upstream.handler(op))
 
-        server = grpc.aio.server(
-            options=grpc_options(cfg.server),
-            maximum_concurrent_rpcs=cfg.server.max_concurrent_rpcs,
-        )
-        handlers = method_handlers(self.operations, pipeline, Deadlines.from_config(cfg.upstream))
+        # No grpc-level maximum_concurrent_rpcs: the edge enforces it, with ErrorInfo.
+        server = grpc.aio.server(options=grpc_options(cfg.server))
+        deadlines = Deadlines.from_config(cfg.upstream)
+        capacity = Capacity(cfg.server.max_concurrent_rpcs)
+        handlers = method_handlers(self.operations, pipeline, deadlines, capacity)
         for service, methods in handlers.items():
             server.add_registered_method_handlers(service, methods)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -133,6 +139,9 @@ class Gateway:
         for name in ("", *handlers):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._start_metrics()
+        # Measured from here on: start-up work would read as loop lag and widen the margin.
+        deadlines.lag.start()
+        self._stack.callback(deadlines.lag.stop)
         log.info("gateway serving", extra={"port": self.port, "worker": self._worker_index})
         return self.port
 

@@ -1,9 +1,9 @@
 """The gRPC edge: one generic method handler per row of the operation table.
 
 There are no hand-written servicers: each RPC's handler is the operation's composed
-pipeline wrapped in the same edge function, which sets the deadline, records metrics and
-turns a `GatewayError` into a gRPC status with google.rpc details. This is the only place
-exceptions become statuses.
+pipeline wrapped in the same edge function, which decodes the request, sets the deadline,
+records metrics and turns every exception into a gRPC status with google.rpc details
+(exactly one ErrorInfo, always). This is the only place exceptions become statuses.
 """
 
 from __future__ import annotations
@@ -11,22 +11,87 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
+from google.rpc.status_pb2 import Status
 
 from gateway import metrics
 from gateway.config import UpstreamConfig
-from gateway.errors import GatewayError
+from gateway.errors import (
+    STATUS_DETAILS_KEY,
+    DeadlineExceeded,
+    GatewayError,
+    InternalError,
+    MalformedRequest,
+    Overloaded,
+)
+from gateway.logs import LogBudget
 from gateway.operations import Operation
+from gateway.pipeline import cachecontrol as cc
 from gateway.pipeline.call import Call, Handler
 from gateway.pipeline.validate import request_parser
 
 log = logging.getLogger("gateway.rpc")
+
+
+class LoopLag:
+    """How late this process's event loop runs timers, measured by a periodic timer.
+
+    The gateway answers a call that runs out of time `margin` before the caller's deadline,
+    so its status (with ErrorInfo) arrives before the caller's own timer fires. A fixed
+    margin is too small as soon as the loop is busy: the timer that ends the call fires late
+    by however long the loop is behind, and calls that expire together are answered one
+    after the other. So the margin is the configured base, plus a high percentile of
+    recent lateness (of a periodic timer, and of the gateway's own timeout answers past
+    their deadline), plus the time to answer every call now in flight should they all
+    expire at once; capped.
+    """
+
+    #: The loop time one timeout answer takes here (unwinding the pipeline, the status).
+    ANSWER_COST = 0.0005
+
+    #: Samples every 10 ms over the last 2 s: reacts within a burst, forgets it soon after.
+    INTERVAL = 0.01
+    WINDOW = 200
+    QUANTILE = 0.99
+
+    def __init__(self, base: float, maximum: float) -> None:
+        self.base = base
+        self.maximum = max(base, maximum)
+        self._high = 0.0
+        self._samples: deque[float] = deque(maxlen=self.WINDOW)
+        self._handle: asyncio.TimerHandle | None = None
+        self._expected = 0.0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._expected = loop.time() + self.INTERVAL
+        self._handle = loop.call_at(self._expected, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def observe(self, lateness: float) -> None:
+        self._samples.append(max(lateness, 0.0))
+        ordered = sorted(self._samples)
+        self._high = ordered[min(len(ordered) - 1, int(len(ordered) * self.QUANTILE))]
+
+    def margin(self, in_flight: int) -> float:
+        return min(self.base + 2 * self._high + in_flight * self.ANSWER_COST, self.maximum)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.observe(now - self._expected)
+        self._expected = now + self.INTERVAL
+        self._handle = loop.call_at(self._expected, self._tick)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,32 +100,48 @@ class Deadlines:
 
     default: float
     maximum: float
-    margin: float
+    lag: LoopLag
 
     @classmethod
     def from_config(cls, cfg: UpstreamConfig) -> Deadlines:
-        return cls(
-            cfg.default_deadline_seconds, cfg.max_deadline_seconds, cfg.deadline_margin_seconds
-        )
+        lag = LoopLag(cfg.deadline_margin_seconds, cfg.max_deadline_margin_seconds)
+        return cls(cfg.default_deadline_seconds, cfg.max_deadline_seconds, lag)
 
-    def absolute(self, remaining: float | None, now: float) -> float:
+    def absolute(self, remaining: float | None, now: float, in_flight: int = 0) -> float:
         # grpc reports no deadline as None (passing it on as a timeout would expire at once,
         # grpc/grpc#26236), and absurdly far deadlines are capped.
         budget = self.default if remaining is None else min(remaining, self.maximum)
-        return now + budget - self.margin
+        return now + budget - self.lag.margin(in_flight)
+
+
+class Capacity:
+    """Calls in flight in this process, against `[server] max_concurrent_rpcs`.
+
+    The edge enforces it (not grpc's own limiter) so that a refusal is RESOURCE_EXHAUSTED
+    with ErrorInfo and RetryInfo, counted in the request metrics like any other answer."""
+
+    __slots__ = ("in_flight", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
 
 
 def method_handlers(
     operations: Iterable[Operation],
     pipeline_for: Callable[[Operation], Handler],
     deadlines: Deadlines,
+    capacity: Capacity,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]]:
-    """Service name -> {method name -> handler}, ready for `add_registered_method_handlers`."""
+    """Service name -> {method name -> handler}, ready for `add_registered_method_handlers`.
+
+    The request arrives as bytes and the endpoint decodes it: grpc's own deserializer would
+    fail before any code of ours runs (UNKNOWN, a Python exception name, nothing counted)."""
     services: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = defaultdict(dict)
     for op in operations:
         services[op.service][op.name] = grpc.unary_unary_rpc_method_handler(
-            _endpoint(op, pipeline_for(op), deadlines),
-            request_deserializer=request_parser(op),
+            _endpoint(op, pipeline_for(op), deadlines, capacity),
+            request_deserializer=None,
             response_serializer=op.response.SerializeToString,
         )
     return dict(services)
@@ -70,39 +151,50 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _endpoint(
-    op: Operation, pipeline: Handler, deadlines: Deadlines
-) -> Callable[[Message, Context], Awaitable[Message]]:
+    op: Operation, pipeline: Handler, deadlines: Deadlines, capacity: Capacity
+) -> Callable[[bytes, Context], Awaitable[Message]]:
     recorded = metrics.request_metrics(op.name)
     ok = recorded.code(grpc.StatusCode.OK)
+    decode = request_parser(op)  # a hostile count never gets a full parse
+    message_type = op.request.DESCRIPTOR.full_name
 
-    async def endpoint(request: Message, context: Context) -> Message:
+    async def endpoint(body: bytes, context: Context) -> Message:
         start = time.perf_counter()
         recorded.in_flight.inc()
+        capacity.in_flight += 1
+        metadata = _metadata(context)
         try:
-            now = asyncio.get_running_loop().time()
-            call = Call(
-                op,
-                request,
-                deadlines.absolute(context.time_remaining(), now),
-                _metadata(context),
-            )
-            response = await pipeline(call)
+            if capacity.in_flight > capacity.limit:
+                raise Overloaded(capacity.limit)
+            try:
+                request = decode(body)
+            except DecodeError:
+                raise MalformedRequest(message_type) from None
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
+            if deadline <= now:
+                raise _over_on_arrival()
+            call = Call(op, request, deadline, metadata)
+            try:
+                response = await pipeline(call)
+            except DeadlineExceeded:
+                deadlines.lag.observe(loop.time() - call.deadline)  # how late we answer
+                raise
             if call.reply_metadata:
                 context.set_trailing_metadata(tuple(call.reply_metadata))
-        except GatewayError as error:
-            recorded.code(error.code).inc()
-            _log_error(op, error, context)
-            await context.abort(error.code, error.message, error.trailing_metadata())
-            raise  # abort() raises; this line only tells readers and mypy so
         except asyncio.CancelledError:
             recorded.code(grpc.StatusCode.CANCELLED).inc()
             raise
-        except Exception:
-            recorded.code(grpc.StatusCode.INTERNAL).inc()
-            log.exception("unexpected failure", extra={"method": op.name})
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, GatewayError) else InternalError(exc)
+            recorded.code(error.code).inc()
+            _log_error(op, error, metadata)
+            status = error.to_status()
+            await context.abort(error.code, status.message, _trailers(status))
+            raise  # abort() raises; this line only tells readers and mypy so
         finally:
+            capacity.in_flight -= 1
             recorded.in_flight.dec()
             recorded.latency.observe(time.perf_counter() - start)
         ok.inc()
@@ -111,26 +203,63 @@ def _endpoint(
     return endpoint
 
 
+def _over_on_arrival() -> DeadlineExceeded:
+    # Less time left than the margin the gateway needs to answer: nothing can be sent, so
+    # it is the README's "deadline passed before sending" row, answered at once.
+    return DeadlineExceeded(
+        "the call's deadline passed before the gateway could send it",
+        reason="DEADLINE_EXCEEDED",
+    )
+
+
+def _trailers(status: Status) -> tuple[tuple[str, bytes], ...]:
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+#: Singleton keys: the first entry wins, as for a singleton HTTP header behind proxies that
+#: append their own (the first is the caller's); repeated `cache-control` entries combine.
 def _metadata(context: Context) -> dict[str, str]:
-    return {
-        key: value for key, value in (context.invocation_metadata() or ()) if isinstance(value, str)
-    }
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if not isinstance(value, str):
+            continue
+        if key not in out:
+            out[key] = value
+        elif key == cc.HEADER:
+            # RFC 9110 5.3: repeated field lines mean the same as one line joined by commas.
+            out[key] = f"{out[key]}, {value}"
+    return out
 
 
 #: Deliberate sheds: counted in metrics; a warning each would flood the log under overload.
-_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN"})
+_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED"})
+#: Undecodable bodies are the caller's to fix and free to send in bulk: a bounded log rate.
+_MALFORMED_LOG = LogBudget(rate=1.0, burst=5.0)
 
 
-def _log_error(op: Operation, error: GatewayError, context: Context) -> None:
-    log.log(
-        logging.DEBUG if error.reason in _QUIET_REASONS else logging.WARNING,
-        "rpc failed",
-        extra={
-            "method": op.name,
-            "code": error.code.name,
-            "reason": error.reason,
-            "detail": error.message,
-            "request_id": _metadata(context).get("x-request-id"),
-            "aws_request_id": error.metadata.get("awsRequestId"),
-        },
-    )
+def _log_error(op: Operation, error: GatewayError, metadata: dict[str, str]) -> None:
+    extra: dict[str, Any] = {
+        "method": op.name,
+        "code": error.code.name,
+        "reason": error.reason,
+        "detail": error.message,
+        "request_id": metadata.get("x-request-id"),
+        "aws_request_id": error.metadata.get("awsRequestId"),
+    }
+    if isinstance(error, InternalError):
+        cause = error.cause
+        if not error.logged:
+            error.logged = True  # coalesced callers share the error: one traceback
+            log.error(
+                "unexpected failure",
+                exc_info=(type(cause), cause, cause.__traceback__),
+                extra=extra,
+            )
+            return
+    elif isinstance(error, MalformedRequest):
+        suppressed = _MALFORMED_LOG.take()
+        if suppressed is None:
+            return
+        extra["suppressed"] = suppressed
+    level = logging.DEBUG if error.reason in _QUIET_REASONS else logging.WARNING
+    log.log(level, "rpc failed", extra=extra)

@@ -102,6 +102,10 @@ async def wait_for_shared(task: asyncio.Future[Message], deadline: float, servic
         async with asyncio.timeout_at(deadline):
             return await asyncio.shield(task)
     except TimeoutError:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            # The shared call ended at the same instant (same deadline): its own verdict,
+            # e.g. "deadline passed before the upstream call", is the accurate one.
+            raise task.exception() from None  # type: ignore[misc]
         raise DeadlineExceeded(
             f"{service} did not answer the shared call within this call's deadline",
             reason="UPSTREAM_TIMEOUT",

@@ -25,7 +25,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from gateway.errors import DeadlineExceeded, GatewayError, UpstreamError
+from gateway.errors import DeadlineExceeded, GatewayError, InternalError, UpstreamError
 
 S = grpc.StatusCode
 
@@ -167,7 +167,9 @@ def from_exception(error: BaseException, service: str, *, idempotent: bool) -> G
             reason="UPSTREAM_CLIENT_ERROR",
             service=service,
         )
-    return GatewayError("internal error", reason="INTERNAL", code=S.INTERNAL)
+    # Not a failure of AWS or of the connection: a bug. Keep the exception so the edge can
+    # log its traceback (a routine warning would hide it).
+    return InternalError(error)
 
 
 def _retry_after(meta: dict[str, Any]) -> float | None:

@@ -67,7 +67,7 @@ class Upstream:
             except Exception as exc:
                 error = from_exception(exc, service, idempotent=op.idempotent)
                 outcomes.for_error(error).inc()
-                raise error from None
+                raise error from None  # an InternalError keeps exc for the edge's log
             outcomes.ok.inc()
             return from_aws(response_type, raw)
 
