@@ -15,10 +15,9 @@ from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
 from gateway import metrics
 from tests.integration.conftest import Stubs
+from tests.integration.requests import ARN, ROLE, VALID
 from tests.support import details, error_info
 
-ARN = "arn:aws:personalize:us-east-1:000000000000"
-ROLE = "arn:aws:iam::000000000000:role/batch"
 TIMEOUT = 10
 
 
@@ -58,21 +57,9 @@ async def test_an_unknown_enum_number_is_invalid_argument_naming_the_field(
 async def test_an_enum_string_aws_added_is_served_as_unspecified_and_counted(
     stubs: Stubs, emulator: Any
 ) -> None:
-    create = bedrock.CreateModelInvocationJobRequest(
-        job_name="new-status",
-        role_arn=ROLE,
-        model_id="anthropic.claude-3-haiku-20240307-v1:0",
-        input_data_config=bedrock.ModelInvocationJobInputDataConfig(
-            s3_input_data_config=bedrock.ModelInvocationJobS3InputDataConfig(
-                s3_uri="s3://bucket/in.jsonl"
-            )
-        ),
-        output_data_config=bedrock.ModelInvocationJobOutputDataConfig(
-            s3_output_data_config=bedrock.ModelInvocationJobS3OutputDataConfig(
-                s3_uri="s3://bucket/out/"
-            )
-        ),
-    )
+    create = bedrock.CreateModelInvocationJobRequest()
+    create.CopyFrom(VALID["CreateModelInvocationJob"])
+    create.job_name = "new-status"
     created = await stubs.bedrock.CreateModelInvocationJob(create, timeout=TIMEOUT)
     # Plant a status this botocore's model does not know, as AWS adds them over time.
     job = emulator.bedrock_jobs._jobs[created.job_arn]
