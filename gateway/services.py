@@ -18,12 +18,10 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
-from google.rpc.status_pb2 import Status
 
 from gateway import metrics
 from gateway.config import UpstreamConfig
 from gateway.errors import (
-    STATUS_DETAILS_KEY,
     DeadlineExceeded,
     GatewayError,
     InternalError,
@@ -190,8 +188,7 @@ def _endpoint(
             error = exc if isinstance(exc, GatewayError) else InternalError(exc)
             recorded.code(error.code).inc()
             _log_error(op, error, metadata)
-            status = error.to_status()
-            await context.abort(error.code, status.message, _trailers(status))
+            await context.abort(error.code, error.caller_message, error.trailing_metadata())
             raise  # abort() raises; this line only tells readers and mypy so
         finally:
             capacity.in_flight -= 1
@@ -210,10 +207,6 @@ def _over_on_arrival() -> DeadlineExceeded:
         "the call's deadline passed before the gateway could send it",
         reason="DEADLINE_EXCEEDED",
     )
-
-
-def _trailers(status: Status) -> tuple[tuple[str, bytes], ...]:
-    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 
 #: Singleton keys: the first entry wins, as for a singleton HTTP header behind proxies that
