@@ -46,6 +46,9 @@ def generate_python(out: Path) -> None:
             "-m",
             "grpc_tools.protoc",
             "-I.",
+            # googleapis protos (google/rpc, google/longrunning, google/api) for imports only:
+            # their Python modules come from googleapis-common-protos (protos/vendor/README.md).
+            "-Ivendor",
             f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
             f"--python_out={staging}",
             f"--pyi_out={staging}",
