@@ -50,6 +50,8 @@ class JobsConfig:
     upstream_timeout_seconds: Seconds = 30.0
     #: The bound of each command to the Redis job store.
     store_timeout_seconds: Seconds = 2.0
+    #: Every Redis key of the job store starts with this (replicas sharing a queue share it).
+    key_prefix: Text = "mlgw:jobs:"
     #: ListOperations page size when the caller asks for none, and the most it may ask for.
     max_page_size: Count = 1000
 

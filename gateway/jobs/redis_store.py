@@ -28,16 +28,16 @@ log = logging.getLogger("gateway.jobs")
 
 PREFIX = "mlgw:jobs:"
 
-# KEYS: op, rid ("" for none), all, queue, unfinished, seq. ARGV: name, json (seq patched).
+# KEYS: op, rid ("" for none), all, queue, unfinished, seq. ARGV: name, json, op key prefix.
 _CREATE = """
 if KEYS[2] ~= '' then
   local known = redis.call('GET', KEYS[2])
   if known then return {0, redis.call('GET', ARGV[3] .. known)} end
 end
 local seq = redis.call('INCR', KEYS[6])
-local record = cjson.decode(ARGV[2])
-record['seq'] = seq
-local text = cjson.encode(record)
+-- The JSON comes with "seq":0 (sorted keys, no spaces; quotes inside strings are escaped,
+-- so this is the member): patched as text, the rest stays byte for byte what Python wrote.
+local text = string.gsub(ARGV[2], '"seq":0,', '"seq":' .. seq .. ',', 1)
 redis.call('SET', KEYS[1], text)
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
@@ -123,6 +123,7 @@ class RedisStore:
             raise errors.store_unavailable() from None
 
     async def create(self, record: JobRecord) -> tuple[JobRecord, bool]:
+        record.seq = 0  # the script assigns it
         keys = [
             self._k("op", record.name),
             self._k("rid", record.request_id) if record.request_id else "",
