@@ -132,9 +132,10 @@ def metadata(op: operations_pb2.Operation) -> jobs_pb2.JobMetadata:
 
 
 @asynccontextmanager
-async def slow_emulator(step: float = 0.5) -> AsyncIterator[Emulator]:
-    """An emulator whose jobs move every `step` seconds: time to act on a running job."""
-    config = parse_config({"auth": {"credentials": SIGNING_KEYS}})
+async def slow_emulator(step: float = 0.5, **jobs: Any) -> AsyncIterator[Emulator]:
+    """An emulator whose jobs move every `step` seconds (time to act on a running job), with
+    `jobs` as its `[jobs]` settings."""
+    config = parse_config({"auth": {"credentials": SIGNING_KEYS}, "jobs": jobs})
     async with Emulator(config, job_step_seconds=step) as emu:
         yield emu
 

@@ -185,3 +185,20 @@ async def _refused_cancel(stubs: JobStubs, name: str) -> None:
 
 async def _state(stubs: JobStubs, name: str, *states: int) -> bool:
     return metadata(await stubs.get(name)).state in states
+
+
+async def test_a_bedrock_quota_error_keeps_the_job_queued(
+    jobs_gateway: JobGatewayFactory,
+) -> None:
+    """No limit of ours for Bedrock: its ServiceQuotaExceededException alone queues a job."""
+    async with slow_emulator(step=0.05, bedrock_max_active=1) as emulator:
+        _, stubs = await jobs_gateway(emulator)
+        ops = [await stubs.submit(bedrock_job(f"quota-{i}")) for i in range(2)]
+        done = await asyncio.gather(*(stubs.wait_done(op.name) for op in ops))
+    assert [metadata(op).state for op in done] == [S.JOB_STATE_SUCCEEDED] * 2
+    stats = emulator.stats()
+    refused = stats["errors"]["CreateModelInvocationJob"]
+    assert set(refused) == {"ServiceQuotaExceededException"}
+    assert (
+        stats["calls"]["CreateModelInvocationJob"] - refused["ServiceQuotaExceededException"] == 2
+    )
