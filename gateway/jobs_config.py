@@ -52,6 +52,9 @@ class JobsConfig:
     store_timeout_seconds: Seconds = 2.0
     #: Every Redis key of the job store starts with this (replicas sharing a queue share it).
     key_prefix: Text = "mlgw:jobs:"
+    #: The longest one WaitOperation blocks (AIP-151: it may return before the job is done;
+    #: a caller that wants more waits again).
+    max_wait_seconds: Seconds = 300.0
     #: ListOperations page size when the caller asks for none, and the most it may ask for.
     max_page_size: Count = 1000
 

@@ -6,8 +6,9 @@ the fail marker -> ``Failed`` after validation, the expire marker -> ``Expired``
 starting, the partial marker -> ``PartiallyCompleted``. StopModelInvocationJob moves a
 running job to ``Stopping`` for one step, then ``Stopped``; stopping a finished job is
 ConflictException. ``clientRequestToken`` makes creates idempotent (same token -> same
-job ARN) and job names are unique (a reused name is ConflictException). With ``bedrock_max_active`` set,
-a create beyond that many unfinished jobs is ServiceQuotaExceededException.
+job ARN) and job names are unique (a reused name is ConflictException). With
+``bedrock_max_active`` set, a create beyond that many unfinished jobs is
+ServiceQuotaExceededException.
 """
 
 from __future__ import annotations

@@ -52,8 +52,6 @@ class JobRecord:
     response: bytes = b""
     #: A google.rpc.Status, serialized, when the operation ended with an error.
     error: bytes = b""
-    #: A stop was asked for (Bedrock): Stopped then means cancelled.
-    cancel_requested: bool = False
 
     @property
     def done(self) -> bool:

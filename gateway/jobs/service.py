@@ -44,6 +44,10 @@ S = jobs_pb2.JobState
 #: The backend says its concurrency quota is full: the job stays queued.
 _QUOTA_CODES = frozenset({"LimitExceededException", "ServiceQuotaExceededException"})
 _MAX_REQUEST_ID = 128
+#: How often finished operations past their retention are forgotten.
+_PURGE_INTERVAL = 60.0
+#: A cancel that keeps losing the race with the dispatcher gives up after this many reads.
+_CANCEL_ATTEMPTS = 3
 
 
 class Outcome(Enum):
@@ -193,17 +197,11 @@ class JobService:
     # -- cancel and delete ---------------------------------------------------------------
 
     async def cancel(self, name: str) -> JobRecord:
-        record = await self.get(name)
-        if record.phase is Phase.QUEUED:
-            ended = self._ended(record, S.JOB_STATE_CANCELLED, "cancelled while queued")
-            if await self.store.save(ended, [Phase.QUEUED]):
-                self._changed(name)
-                return ended
-            record = await self.get(name)  # a dispatcher took it meanwhile
+        record = await self._unqueued(name)
         if record.done:
             return record
         backend = BACKENDS[record.backend]
-        if record.phase is Phase.SUBMITTING:
+        if record.phase is not Phase.SUBMITTED:
             raise errors.not_cancellable(
                 name, "the job is being created upstream right now; retry the cancel shortly"
             )
@@ -215,10 +213,37 @@ class JobService:
             )
         return await self._stop(record, backend)
 
+    async def _unqueued(self, name: str) -> JobRecord:
+        """Cancel the job if it is queued; else the record once any create in flight has an
+        outcome (a dispatcher may take the job, or put it back, while we look)."""
+        for _ in range(_CANCEL_ATTEMPTS):
+            record = await self.get(name)
+            if record.phase is Phase.QUEUED:
+                ended = self._ended(record, S.JOB_STATE_CANCELLED, "cancelled while queued")
+                if await self.store.save(ended, [Phase.QUEUED]):
+                    self._changed(name)
+                    return ended
+            elif record.phase is Phase.SUBMITTING:
+                record = await self._settled(record)
+                if record.phase is not Phase.QUEUED:
+                    return record
+            else:
+                return record
+        return record
+
+    async def _settled(self, record: JobRecord) -> JobRecord:
+        """The record once its create has an outcome (bounded by one upstream call's time)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.cfg.upstream_timeout_seconds):
+                while record.phase is Phase.SUBMITTING:
+                    event = self._changes.setdefault(record.name, asyncio.Event())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), self.cfg.dispatch_interval_seconds)
+                    record = await self.get(record.name)
+        return record
+
     async def _stop(self, record: JobRecord, backend: Backend) -> JobRecord:
         assert backend.stop is not None
-        record.cancel_requested = True
-        await self.store.save(record, [Phase.SUBMITTED])
         try:
             await self.calls(backend.stop, backend.stop_for(record.job_id))
         except UpstreamError as exc:
@@ -498,12 +523,16 @@ class JobService:
     async def _sweep_loop(self) -> None:
         """Follow every unfinished job (also those another replica or a previous run of
         this process created), and forget operations past their retention."""
+        purged = 0.0
         while True:
             try:
                 for record in await self.store.unfinished():
                     if record.phase is Phase.SUBMITTED:
                         self._ensure_poller(record)
-                await self.store.purge(self.clock() - self.cfg.retention_seconds)
+                now = self.clock()
+                if now - purged >= _PURGE_INTERVAL:  # a write: not every sweep
+                    purged = now
+                    await self.store.purge(now - self.cfg.retention_seconds)
             except Exception:
                 log.exception("job sweep failed")
             await asyncio.sleep(self.cfg.dispatch_interval_seconds)

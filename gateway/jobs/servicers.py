@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 from mlgw.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
+from gateway import metrics
 from gateway.errors import GatewayError, InternalError
 from gateway.jobs import errors
 from gateway.jobs.backends import BACKENDS, BEDROCK, MACHINE_LEARNING, PERSONALIZE, Backend
@@ -38,15 +40,28 @@ _WAIT_MARGIN = 0.05
 
 
 async def _answer(context: Context, method: str, work: Awaitable[R]) -> R:
+    """Run one RPC's work, counted like every other RPC (mlgw_requests by method and code)."""
+    recorded = metrics.request_metrics(method)
+    start = time.perf_counter()
+    recorded.in_flight.inc()
     try:
-        return await work
+        answer = await work
+    except asyncio.CancelledError:
+        recorded.code(grpc.StatusCode.CANCELLED).inc()
+        raise
     except Exception as exc:
         await _abort(context, method, exc)
         raise  # abort() raises; this tells readers and mypy so
+    finally:
+        recorded.in_flight.dec()
+        recorded.latency.observe(time.perf_counter() - start)
+    recorded.code(grpc.StatusCode.OK).inc()
+    return answer
 
 
 async def _abort(context: Context, method: str, exc: Exception) -> None:
     error = exc if isinstance(exc, GatewayError) else InternalError(exc)
+    metrics.request_metrics(method).code(error.code).inc()
     if isinstance(error, InternalError):
         log.error("unexpected failure", exc_info=exc, extra={"method": method})
     else:
@@ -105,15 +120,15 @@ class OperationsServicer:
     async def _wait(
         self, request: operations_pb2.WaitOperationRequest, context: Context
     ) -> operations_pb2.Operation:
-        bounds = [context.time_remaining()]
+        bounds = [context.time_remaining(), self._jobs.cfg.max_wait_seconds]
         if request.HasField("timeout"):
             bounds.append(request.timeout.ToTimedelta().total_seconds())
-        budget = min((b for b in bounds if b is not None), default=None)
+        budget = min(b for b in bounds if b is not None)
         latest = await self._get(request.name)
         if latest.done:
             return latest
         try:
-            async with asyncio.timeout(None if budget is None else max(budget - _WAIT_MARGIN, 0)):
+            async with asyncio.timeout(max(budget - _WAIT_MARGIN, 0.0)):
                 async for change in self._jobs.watch(request.name):
                     latest = change
         except TimeoutError:

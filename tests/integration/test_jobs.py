@@ -73,11 +73,14 @@ async def test_request_id_replay_returns_the_same_operation_across_a_restart(
     assert emulator.stats()["calls"]["CreateBatchInferenceJob"] == 1
 
 
-async def test_watchers_share_one_poller(
-    emulator: Emulator, jobs_gateway: JobGatewayFactory
-) -> None:
+async def test_watchers_share_one_poller(jobs_gateway: JobGatewayFactory) -> None:
     """100 watchers of one job cost the upstream what one watcher of another job costs."""
-    _, stubs = await jobs_gateway()
+    async with slow_emulator(step=0.2) as emulator:
+        await _watchers_share_one_poller(emulator, jobs_gateway)
+
+
+async def _watchers_share_one_poller(emulator: Emulator, jobs_gateway: JobGatewayFactory) -> None:
+    _, stubs = await jobs_gateway(emulator)
 
     async def watch(name: str) -> list[int]:
         request = jobs_pb2.WatchOperationRequest(name=name)
@@ -88,7 +91,6 @@ async def test_watchers_share_one_poller(
     seen = await asyncio.gather(watch(alone.name), *(watch(crowded.name) for _ in range(100)))
     for states in seen:
         assert states[-1] == S.JOB_STATE_SUCCEEDED
-        assert states[0] in (S.JOB_STATE_QUEUED, S.JOB_STATE_VALIDATING)
         assert states == sorted(states)  # forward only (progress repeats a state)
     arns = [metadata(await stubs.get(op.name)).job_id for op in (alone, crowded)]
     by_arn = emulator.stats()["calls_by_arn"]

@@ -8,6 +8,7 @@ import asyncio
 import grpc
 import pytest
 from google.longrunning import operations_pb2
+from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from mlgw.jobs.v1 import jobs_pb2
@@ -21,6 +22,7 @@ from tests.integration.jobs_support import (
     jobs_gateway,
     metadata,
     personalize_job,
+    slow_emulator,
 )
 from tests.support import details, error_info
 
@@ -153,3 +155,22 @@ async def _bad_call(stubs: JobStubs, call: str) -> None:
     else:
         op = await stubs.submit(personalize_job("not-deletable"))
         await ops.DeleteOperation(operations_pb2.DeleteOperationRequest(name=op.name))
+
+
+async def test_wait_returns_at_its_timeout_and_delete_forgets(
+    jobs_gateway: JobGatewayFactory,
+) -> None:
+    async with slow_emulator(step=1.0) as emulator:
+        _, stubs = await jobs_gateway(emulator)
+        op = await stubs.submit(bedrock_job("waited"))
+        timeout = duration_pb2.Duration(nanos=100_000_000)
+        early = await stubs.operations.WaitOperation(
+            operations_pb2.WaitOperationRequest(name=op.name, timeout=timeout)
+        )
+        assert not early.done  # AIP-151: Wait may return before the operation is done
+        await stubs.operations.CancelOperation(operations_pb2.CancelOperationRequest(name=op.name))
+        await stubs.wait_done(op.name)
+    await stubs.operations.DeleteOperation(operations_pb2.DeleteOperationRequest(name=op.name))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stubs.get(op.name)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
