@@ -50,3 +50,19 @@ def test_an_unknown_status_is_followed_not_ended() -> None:
     assert occupies_slot("bedrock", "Rebooting")
     assert not occupies_slot("personalize", "ACTIVE")
     assert jobs_pb2.JOB_STATE_QUEUED not in TERMINAL
+
+
+def test_readme_state_table_is_the_code_table() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- job-states:start -->")[1].split("<!-- job-states:end -->")[0]
+    rows = set()
+    for line in block.strip().splitlines()[2:]:
+        status, service, state = (cell.strip() for cell in line.strip("|").split("|"))
+        rows.add((service, status, jobs_pb2.JobState.Value(f"JOB_STATE_{state}")))
+    assert rows == {
+        (service, status, state)
+        for service, table in STATUS_TABLE.items()
+        for status, state in table.items()
+    }
