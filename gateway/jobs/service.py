@@ -36,6 +36,7 @@ from gateway.jobs.record import IN_QUEUE, JobRecord, Phase
 from gateway.jobs.states import SUCCESSFUL, TERMINAL, normalized, occupies_slot, state_name
 from gateway.jobs.store import JobStore
 from gateway.jobs_config import JobsConfig
+from gateway.logs import LogBudget
 from gateway.upstream.mapping import from_aws, to_aws
 
 log = logging.getLogger("gateway.jobs")
@@ -175,16 +176,18 @@ class JobService:
         writes); only the job's one poller asks the backend."""
         last = b""
         while True:
+            # Subscribed before reading, so a change between the two is not missed.
+            event = self._changes.setdefault(name, asyncio.Event())
             record = await self.get(name)
             if record.phase is Phase.SUBMITTED:
                 self._ensure_poller(record)
-            event = self._changes.setdefault(name, asyncio.Event())
             current = await self.operation(record)
             encoded = current.SerializeToString(deterministic=True)
             if encoded != last:
                 last = encoded
                 yield current
             if record.done:
+                self._changes.pop(name, None)  # nothing will change any more
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), self.cfg.dispatch_interval_seconds)
@@ -266,8 +269,8 @@ class JobService:
             wake.clear()
             try:
                 await self._dispatch_round(backend)
-            except Exception:
-                log.exception("dispatch round failed", extra={"backend": backend.name})
+            except Exception as exc:
+                _log_loop_failure("dispatch round failed", exc, backend=backend.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.cfg.dispatch_interval_seconds)
 
@@ -446,23 +449,34 @@ class JobService:
             event.set()
 
     async def _poll(self, name: str) -> None:
-        """The one poller of a job in this process: describe, back off, until terminal."""
+        """The poller of a job in this process: describe, back off, until terminal. Of the
+        processes sharing a store, the one holding the job's poll lease asks the backend; the
+        others only re-read the store (and take over if the holder stops renewing)."""
         cfg = self.cfg
         interval = cfg.poll_initial_seconds
         poke = self._pokes.setdefault(name, asyncio.Event())
+        lease, hold = f"poll:{name}", cfg.poll_max_seconds + cfg.lease_seconds
         try:
             while True:
-                record = await self.store.get(name)
-                if record is None or record.phase is not Phase.SUBMITTED:
-                    return
-                if await self._poll_once(record):
-                    return
+                try:
+                    record = await self.store.get(name)
+                    if record is None or record.phase is not Phase.SUBMITTED:
+                        return
+                    if await self.store.lease(lease, self.owner, hold):
+                        if await self._poll_once(record):
+                            return
+                    else:
+                        self._changed(name)  # another process polls: wake local watchers
+                except GatewayError as exc:  # the store is not answering: try again later
+                    _log_loop_failure("job poll failed", exc, operation=name)
                 poke.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(poke.wait(), interval)
                 interval = min(interval * cfg.poll_multiplier, cfg.poll_max_seconds)
         finally:
             self._pokes.pop(name, None)
+            with contextlib.suppress(Exception):
+                await self.store.release(lease, self.owner)
 
     async def _poll_once(self, record: JobRecord) -> bool:
         backend = BACKENDS[record.backend]
@@ -533,9 +547,25 @@ class JobService:
                 if now - purged >= _PURGE_INTERVAL:  # a write: not every sweep
                     purged = now
                     await self.store.purge(now - self.cfg.retention_seconds)
-            except Exception:
-                log.exception("job sweep failed")
+            except Exception as exc:
+                _log_loop_failure("job sweep failed", exc)
             await asyncio.sleep(self.cfg.dispatch_interval_seconds)
+
+
+#: The background loops retry every interval; a store that stays down is said a few times a
+#: minute, not every second by every loop.
+_LOOP_LOG = LogBudget(rate=0.1, burst=3.0)
+
+
+def _log_loop_failure(what: str, exc: Exception, **extra: str) -> None:
+    suppressed = _LOOP_LOG.take()
+    if suppressed is None:
+        return
+    extra["suppressed"] = str(suppressed)
+    if isinstance(exc, GatewayError):  # expected kinds (store down): no traceback
+        log.warning(what, extra={**extra, "reason": exc.reason})
+    else:
+        log.error(what, exc_info=exc, extra=extra)
 
 
 def _lease(backend: str) -> str:

@@ -17,11 +17,11 @@ from mlgw.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from mlgw.machinelearning.v1 import machinelearning_pb2 as aml
 from mlgw.personalize.v1 import personalize_pb2 as personalize
 
-from gateway.config import Config
 from gateway.emulator import Emulator
 from gateway.emulator.config import parse_config
 from gateway.server import Gateway
 from tests.integration.conftest import SIGNING_KEYS, TEST_CREDENTIALS
+from tests.integration.overload_support import config
 from tests.integration.requests import ARN, ROLE
 
 #: Jobs move every 50 ms in the emulator (tests/conftest.py): poll about as often.
@@ -152,15 +152,8 @@ async def jobs_gateway(emulator: Emulator, tmp_path: Path) -> AsyncIterator[JobG
 
     async def make(emu: Emulator | None = None, **jobs: Any) -> tuple[Gateway, JobStubs]:
         upstream = (emu or emulator).endpoint_url
-        config = Config.from_dict(
-            {
-                "server": {"host": "127.0.0.1", "port": 0, "grace_seconds": 1.0},
-                "metrics": {"host": "127.0.0.1", "port": 0},
-                "upstream": {"endpoint_url": upstream, "region": "us-east-1"},
-                "jobs": {"state_dir": str(tmp_path / "state"), **FAST_JOBS, **jobs},
-            }
-        )
-        gw = Gateway(config, credentials=TEST_CREDENTIALS)
+        settings = {"state_dir": str(tmp_path / "state"), **FAST_JOBS, **jobs}
+        gw = Gateway(config(upstream, jobs=settings), credentials=TEST_CREDENTIALS)
         await gw.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gw.port}")
         started.append((gw, channel))
