@@ -13,6 +13,7 @@ from mlgw.machinelearning.v1 import machinelearning_pb2 as aml_pb2
 from mlgw.personalize.v1 import personalize_pb2 as personalize
 
 from gateway.emulator import Emulator
+from gateway.upstream.mapping import to_aws
 from tests.integration.jobs_support import (
     JobGatewayFactory,
     JobStubs,
@@ -204,3 +205,34 @@ async def test_a_bedrock_quota_error_keeps_the_job_queued(
     assert (
         stats["calls"]["CreateModelInvocationJob"] - refused["ServiceQuotaExceededException"] == 2
     )
+
+
+async def test_an_existing_personalize_job_of_the_same_name_is_adopted_or_refused(
+    emulator: Emulator, jobs_gateway: JobGatewayFactory
+) -> None:
+    """Personalize's create has no token: the name is the key. A job of that name with the
+    same parameters (as a crash between create and commit leaves) is adopted, not created
+    again; one with other parameters fails the operation."""
+    _, stubs = await jobs_gateway()
+    emulator.personalize_jobs.create(to_aws(personalize_job("adopted")))
+    emulator.personalize_jobs.create(to_aws(personalize_job("taken", "s3://bucket/other.json")))
+    adopted = await stubs.wait_done((await stubs.submit(personalize_job("adopted"))).name)
+    refused = await stubs.wait_done((await stubs.submit(personalize_job("taken"))).name)
+    assert metadata(adopted).state == S.JOB_STATE_SUCCEEDED
+    assert metadata(adopted).job_id.endswith("/adopted")
+    assert metadata(refused).state == S.JOB_STATE_FAILED
+    assert refused.error.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+    assert "other parameters" in refused.error.message
+    assert "CreateBatchInferenceJob" not in emulator.stats()["calls"]  # neither was created
+
+
+async def test_an_upstream_key_in_use_by_another_request_is_refused(
+    jobs_gateway: JobGatewayFactory,
+) -> None:
+    async with slow_emulator() as emulator:
+        _, stubs = await jobs_gateway(emulator)
+        await stubs.submit(aml_job("bp-shared", "ds-1"))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stubs.submit(aml_job("bp-shared", "ds-2"))
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_info(caught.value).reason == "JOB_KEY_IN_USE"
