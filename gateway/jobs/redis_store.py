@@ -79,6 +79,8 @@ return 1
 """
 
 _FAILURES = (RedisError, OSError, TimeoutError)
+#: Records read per round trip when paging through every operation.
+_CHUNK = 500
 
 
 class RedisStore:
@@ -154,9 +156,31 @@ class RedisStore:
         texts = await self._run(self._redis.mget(keys))
         return [JobRecord.from_json(t) for t in texts if t is not None]
 
-    async def list_all(self, backend: str | None = None) -> list[JobRecord]:
-        records = await self._records("all")
-        return [r for r in records if backend is None or r.backend == backend]
+    async def page(
+        self, after: int, limit: int, backend: str | None = None, state: int | None = None
+    ) -> list[JobRecord]:
+        out: list[JobRecord] = []
+        while len(out) < limit:
+            names = await self._run(
+                self._redis.zrangebyscore(
+                    self._k("all"), f"({after}", "+inf", start=0, num=max(limit, _CHUNK)
+                )
+            )
+            if not names:
+                break
+            texts = await self._run(self._redis.mget([self._k("op", n.decode()) for n in names]))
+            for text in texts:
+                if text is None:
+                    continue  # deleted meanwhile
+                record = JobRecord.from_json(text)
+                after = record.seq
+                if (backend is None or record.backend == backend) and (
+                    state is None or record.state == state
+                ):
+                    out.append(record)
+            if len(names) < max(limit, _CHUNK):
+                break
+        return out[:limit]
 
     async def queued(self, backend: str) -> list[JobRecord]:
         records = await self._records(f"queue:{backend}")
@@ -178,12 +202,16 @@ class RedisStore:
         await self._run(pipe.execute())
 
     async def purge(self, ended_before: float) -> int:
-        gone = 0
-        for record in await self.list_all():
-            if record.done and (record.end_time or 0) < ended_before:
-                await self.delete(record.name)
-                gone += 1
-        return gone
+        gone, after = 0, 0
+        while True:
+            batch = await self.page(after, _CHUNK)
+            if not batch:
+                return gone
+            after = batch[-1].seq
+            for record in batch:
+                if record.done and (record.end_time or 0) < ended_before:
+                    await self.delete(record.name)
+                    gone += 1
 
     async def lease(self, key: str, owner: str, seconds: float) -> bool:
         ms = max(int(seconds * 1000), 1)

@@ -100,10 +100,9 @@ class OperationsServicer:
             raise errors.invalid("page_size", "must be >= 0")
         size = min(request.page_size or limit, limit)
         after = _page_start(request.page_token, request.filter)
-        records = await self._jobs.store.list_all(backend.name if backend else None)
-        chosen = [r for r in records if r.seq > after and (state is None or r.state == state)][
-            : size + 1
-        ]
+        chosen = await self._jobs.store.page(
+            after, size + 1, backend.name if backend else None, state
+        )
         page = chosen[:size]
         out = operations_pb2.ListOperationsResponse(
             operations=[await self._jobs.operation(r) for r in page]

@@ -35,8 +35,11 @@ class JobStore(Protocol):
         """Write `record` if the stored phase is one of `expect`; False otherwise."""
         ...
 
-    async def list_all(self, backend: str | None = None) -> list[JobRecord]:
-        """Every operation (of one backend), in submit order."""
+    async def page(
+        self, after: int, limit: int, backend: str | None = None, state: int | None = None
+    ) -> list[JobRecord]:
+        """Up to `limit` operations with seq > `after` (of one backend, in one state), in
+        submit order."""
         ...
 
     async def queued(self, backend: str) -> list[JobRecord]:
@@ -139,13 +142,14 @@ class SqliteStore:
         )
         return cursor.rowcount == 1
 
-    async def list_all(self, backend: str | None = None) -> list[JobRecord]:
-        if backend is None:
-            rows = self._db.execute("SELECT data FROM operations ORDER BY seq").fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT data FROM operations WHERE backend = ? ORDER BY seq", (backend,)
-            ).fetchall()
+    async def page(
+        self, after: int, limit: int, backend: str | None = None, state: int | None = None
+    ) -> list[JobRecord]:
+        rows = self._db.execute(
+            "SELECT data FROM operations WHERE seq > ? AND (? IS NULL OR backend = ?) "
+            "AND (? IS NULL OR json_extract(data, '$.state') = ?) ORDER BY seq LIMIT ?",
+            (after, backend, backend, state, state, limit),
+        ).fetchall()
         return [JobRecord.from_json(r[0]) for r in rows]
 
     async def queued(self, backend: str) -> list[JobRecord]:

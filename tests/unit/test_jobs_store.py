@@ -95,7 +95,7 @@ async def test_purge_forgets_only_finished_operations_past_retention(store: JobS
         assert await store.save(made, [Phase.QUEUED])
     await store.create(record("operations/running"))
     assert await store.purge(ended_before=200.0) == 1
-    assert [r.name for r in await store.list_all()] == ["operations/new", "operations/running"]
+    assert [r.name for r in await store.page(0, 10)] == ["operations/new", "operations/running"]
     # Its request_id is free again: a replay after retention is a new operation.
     _, made = await store.create(record("operations/again", request_id="operations/old"))
     assert made
@@ -112,3 +112,21 @@ async def test_a_lease_has_one_holder_until_it_expires(store: JobStore) -> None:
     # A holder that stops renewing (a dead replica) loses the lease when it expires.
     await eventually(lambda: store.lease("dispatch:x", "replica-a", 30.0), within=2.0)
     assert not await store.lease("dispatch:x", "replica-b", 30.0)
+
+
+async def test_pages_filter_by_backend_and_state(store: JobStore) -> None:
+    made = [
+        (await store.create(record(f"operations/{i}", backend=("bedrock", "personalize")[i % 2])))[
+            0
+        ]
+        for i in range(7)
+    ]
+    done = made[3]
+    done.phase, done.state = Phase.DONE, 5
+    assert await store.save(done, [Phase.QUEUED])
+    first = await store.page(0, 2, backend="personalize")
+    assert [r.name for r in first] == ["operations/1", "operations/3"]
+    rest = await store.page(first[-1].seq, 10, backend="personalize")
+    assert [r.name for r in rest] == ["operations/5"]
+    assert [r.name for r in await store.page(0, 10, state=5)] == ["operations/3"]
+    assert len(await store.page(0, 10)) == 7
