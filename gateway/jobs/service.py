@@ -284,6 +284,10 @@ class JobService:
         limit = self.cfg.limit(backend.name)
         free = limit - await self._active(backend) if limit else len(queue)
         for record in queue:
+            # Renewed before each create: a round slower than the lease must not overlap
+            # another process's round (the counts would each allow the same free slots).
+            if not await self.store.lease(_lease(backend.name), self.owner, self.cfg.lease_seconds):
+                return
             if record.phase is Phase.QUEUED:
                 if free <= 0:
                     break
