@@ -53,3 +53,26 @@ def test_a_page_token_belongs_to_its_filter() -> None:
         _page_start(token, "")
     with pytest.raises(InvalidRequest):
         _page_start("not-a-token", "")
+
+
+def test_readme_error_table_is_what_the_job_service_raises() -> None:
+    from pathlib import Path
+
+    from gateway.jobs import errors
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- job-errors:start -->")[1].split("<!-- job-errors:end -->")[0]
+    documented = set()
+    for line in block.strip().splitlines()[2:]:
+        _, code, reason = (cell.strip() for cell in line.strip("|").split("|"))
+        documented.add((code, reason))
+    raised = [
+        errors.not_found("operations/x"),
+        errors.request_id_reused("r", "operations/x"),
+        errors.key_in_use("jobName", "j", "operations/x"),
+        errors.not_cancellable("operations/x", "why"),
+        errors.not_done("operations/x"),
+        errors.invalid("filter", "why"),
+        errors.store_unavailable(),
+    ]
+    assert {(e.code.name, e.reason) for e in raised} == documented
