@@ -54,3 +54,21 @@ async def test_sigkill_mid_queue_then_restart_resumes(tmp_path: Path) -> None:
     jobs = emulator.personalize_jobs.list({})["batchInferenceJobs"]
     assert collections.Counter(j["jobName"] for j in jobs) == {f"killed-{i}": 1 for i in range(8)}
     assert {metadata(op).job_id for op in done} == {j["batchInferenceJobArn"] for j in jobs}
+
+
+async def test_two_workers_share_one_sqlite_store(tmp_path: Path) -> None:
+    """`--workers 2`: two processes on one state directory, one queue, each job created once."""
+    async with slow_emulator(step=0.1) as emulator:
+        config = process_config(emulator.endpoint_url, jobs_toml(tmp_path / "state"))
+        async with gateway_process(config, tmp_path, "--workers", "2", "--metrics-port", "0") as gw:
+            ops = []
+            for i in range(8):  # a channel each: SO_REUSEPORT spreads connections
+                async with grpc.aio.insecure_channel(gw.target) as channel:
+                    ops.append(await JobStubs(channel).submit(personalize_job(f"worker-{i}")))
+            async with grpc.aio.insecure_channel(gw.target) as channel:
+                stubs = JobStubs(channel)
+                done = await asyncio.gather(*(stubs.wait_done(op.name, within=30) for op in ops))
+    assert [metadata(op).state for op in done] == [S.JOB_STATE_SUCCEEDED] * 8
+    jobs = emulator.personalize_jobs.list({})["batchInferenceJobs"]
+    assert collections.Counter(j["jobName"] for j in jobs) == {f"worker-{i}": 1 for i in range(8)}
+    assert emulator.stats()["errors"].get("CreateBatchInferenceJob", {}) == {}
