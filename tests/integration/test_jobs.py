@@ -236,3 +236,20 @@ async def test_an_upstream_key_in_use_by_another_request_is_refused(
             await stubs.submit(aml_job("bp-shared", "ds-2"))
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert error_info(caught.value).reason == "JOB_KEY_IN_USE"
+
+
+async def test_jobs_started_by_others_hold_slots(jobs_gateway: JobGatewayFactory) -> None:
+    """Slots are counted from the backend's listing: 5 jobs someone else started keep ours
+    queued (no create refused for the quota) until one of theirs ends."""
+    async with slow_emulator(step=0.2) as emulator:
+        _, stubs = await jobs_gateway(emulator)
+        for i in range(5):
+            emulator.personalize_jobs.create(to_aws(personalize_job(f"theirs-{i}")))
+        op = await stubs.submit(personalize_job("ours"))
+        assert metadata(op).queue_position == 1
+        done = await stubs.wait_done(op.name)
+        jobs = {j["jobName"]: j for j in emulator.personalize_jobs.list({})["batchInferenceJobs"]}
+    assert metadata(done).state == S.JOB_STATE_SUCCEEDED
+    first_end = min(j["lastUpdatedDateTime"] for n, j in jobs.items() if n.startswith("theirs"))
+    assert jobs["ours"]["creationDateTime"] >= first_end
+    assert emulator.stats()["errors"].get("CreateBatchInferenceJob", {}) == {}
