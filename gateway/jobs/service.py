@@ -51,6 +51,20 @@ _PURGE_INTERVAL = 60.0
 _CANCEL_ATTEMPTS = 3
 
 
+class NameTaken(UpstreamError):
+    """A Personalize job of the requested name exists with other parameters: the create
+    would fail, and adopting it would be wrong."""
+
+    def __init__(self, service: str, name: str) -> None:
+        super().__init__(
+            f"a batch inference job named {name!r} already exists with other parameters",
+            code=grpc.StatusCode.ALREADY_EXISTS,
+            reason="RESOURCE_ALREADY_EXISTS",
+            service=service,
+            aws_code="ResourceAlreadyExistsException",
+        )
+
+
 class Outcome(Enum):
     CREATED = "created"
     FULL = "full"
@@ -333,6 +347,9 @@ class JobService:
             if job_id is None:
                 created = to_aws(await self.calls(backend.create, request))
                 job_id = str(created[backend.create_id_member])
+        except NameTaken as exc:
+            await self._fail(record, exc, [Phase.SUBMITTING])
+            return Outcome.FAILED
         except UpstreamError as exc:
             if exc.aws_code in _QUOTA_CODES:
                 return Outcome.FULL
@@ -372,23 +389,15 @@ class JobService:
         if same_parameters(params, described):
             log.info("adopted an existing job", extra={"backend": backend.name})
             return job_id
-        raise UpstreamError(
-            f"a batch inference job named {params['jobName']!r} already exists with other "
-            "parameters",
-            code=grpc.StatusCode.ALREADY_EXISTS,
-            reason="RESOURCE_ALREADY_EXISTS",
-            service=backend.name,
-            aws_code="ResourceAlreadyExistsException",
-        )
+        raise NameTaken(backend.name, str(params["jobName"]))
 
     async def _adopt_or_fail(
         self, backend: Backend, record: JobRecord, request: Message, exc: UpstreamError
     ) -> Outcome:
         try:
             job_id = await self._adopted(backend, request)
-        except UpstreamError as again:
-            exc = again
-            job_id = None
+        except NameTaken as taken:
+            exc, job_id = taken, None
         except GatewayError:
             return Outcome.RETRY
         if job_id is None:
