@@ -187,11 +187,22 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
     async def WatchOperation(
         self, request: jobs_pb2.WatchOperationRequest, context: Context
     ) -> AsyncIterator[jobs_pb2.WatchOperationResponse]:
+        recorded = metrics.request_metrics("WatchOperation")
+        start = time.perf_counter()
+        recorded.in_flight.inc()
         try:
             async for operation in self._jobs.watch(request.name):
                 yield jobs_pb2.WatchOperationResponse(operation=operation)
+        except asyncio.CancelledError:
+            recorded.code(grpc.StatusCode.CANCELLED).inc()
+            raise
         except Exception as exc:
             await _abort(context, "WatchOperation", exc)
+        else:
+            recorded.code(grpc.StatusCode.OK).inc()
+        finally:
+            recorded.in_flight.dec()
+            recorded.latency.observe(time.perf_counter() - start)
 
 
 async def _refuse(error: GatewayError) -> operations_pb2.Operation:

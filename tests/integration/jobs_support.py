@@ -3,6 +3,7 @@ polling, stubs, and one valid create request per backend."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from mlgw.bedrock.v1 import bedrock_pb2 as bedrock
 from mlgw.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from mlgw.machinelearning.v1 import machinelearning_pb2 as aml
 from mlgw.personalize.v1 import personalize_pb2 as personalize
+from redis.asyncio import Redis
 
 from gateway.emulator import Emulator
 from gateway.emulator.config import parse_config
@@ -138,6 +140,25 @@ async def slow_emulator(step: float = 0.5, **jobs: Any) -> AsyncIterator[Emulato
     config = parse_config({"auth": {"credentials": SIGNING_KEYS}, "jobs": jobs})
     async with Emulator(config, job_step_seconds=step) as emu:
         yield emu
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A fresh Redis key prefix for a job store, its keys deleted afterwards."""
+    prefix = f"test:jobs:{uuid.uuid4().hex}:"
+    yield prefix
+    await drop_keys(prefix)
+
+
+async def drop_keys(prefix: str) -> None:
+    client = Redis.from_url(REDIS_URL)
+    keys = await client.keys(f"{prefix}*")
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
 
 
 JobGatewayFactory = Callable[..., Awaitable[tuple[Gateway, JobStubs]]]

@@ -5,39 +5,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from mlgw.jobs.v1 import jobs_pb2
-from redis.asyncio import Redis
 
 from gateway.emulator import Emulator
 from tests.integration.jobs_support import (
+    REDIS_URL,
     JobStubs,
     jobs_toml,
     metadata,
     personalize_job,
+    redis_prefix,
     slow_emulator,
 )
+
+__all__ = ["redis_prefix"]  # the fixture
 from tests.support import gateway_process, process_config
 
 S = jobs_pb2.JobState
-REDIS_URL = "redis://127.0.0.1:6379/0"
 LIMIT = 3  # below the emulator's 5: a replica that ignored the other would show above it
-
-
-@pytest.fixture
-async def key_prefix() -> AsyncIterator[str]:
-    prefix = f"test:jobs:{uuid.uuid4().hex}:"
-    yield prefix
-    client = Redis.from_url(REDIS_URL)
-    keys = await client.keys(f"{prefix}*")
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def _sample_active(emulator: Emulator, peak: list[int]) -> None:
@@ -49,11 +38,11 @@ async def _sample_active(emulator: Emulator, peak: list[int]) -> None:
 
 
 @pytest.mark.redis
-async def test_two_replicas_share_one_queue(tmp_path: Path, key_prefix: str) -> None:
+async def test_two_replicas_share_one_queue(tmp_path: Path, redis_prefix: str) -> None:
     async with slow_emulator(step=0.1) as emulator:
         extra = (
             f'[redis]\nurl = "{REDIS_URL}"\n'
-            + jobs_toml(tmp_path / "unused", key_prefix=f'"{key_prefix}"',
+            + jobs_toml(tmp_path / "unused", key_prefix=f'"{redis_prefix}"',
                         max_active={"personalize": LIMIT})
         )  # fmt: skip
         config = process_config(emulator.endpoint_url, extra)

@@ -7,34 +7,26 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from gateway.jobs.record import JobRecord, Phase
 from gateway.jobs.redis_store import RedisStore
 from gateway.jobs.store import JobStore, SqliteStore
+from tests.integration.jobs_support import REDIS_URL, drop_keys
 from tests.support import eventually
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
-    made: JobStore
     if request.param == "sqlite":
-        made = SqliteStore(tmp_path)
-    else:
-        prefix = f"test:jobs:{uuid.uuid4().hex}:"
-        made = await RedisStore.open(REDIS_URL, 2.0, prefix)
-    try:
+        made: JobStore = SqliteStore(tmp_path)
         yield made
-    finally:
-        if request.param == "redis":
-            client = Redis.from_url(REDIS_URL)
-            keys = await client.keys(f"{prefix}*")
-            if keys:
-                await client.delete(*keys)
-            await client.aclose()
         await made.aclose()
+        return
+    prefix = f"test:jobs:{uuid.uuid4().hex}:"
+    made = await RedisStore.open(REDIS_URL, 2.0, prefix)
+    yield made
+    await made.aclose()
+    await drop_keys(prefix)
 
 
 def record(name: str, request_id: str = "", backend: str = "personalize") -> JobRecord:
