@@ -557,7 +557,7 @@ class JobService:
                     if record.phase is Phase.SUBMITTED:
                         self._ensure_poller(record)
                 now = self.clock()
-                if now - purged >= _PURGE_INTERVAL:  # a write: not every sweep
+                if now - purged >= min(_PURGE_INTERVAL, self.cfg.retention_seconds):  # a write
                     purged = now
                     await self.store.purge(now - self.cfg.retention_seconds)
             except Exception as exc:

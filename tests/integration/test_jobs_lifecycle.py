@@ -24,7 +24,7 @@ from tests.integration.jobs_support import (
     personalize_job,
     slow_emulator,
 )
-from tests.support import details, error_info
+from tests.support import details, error_info, eventually
 
 __all__ = ["jobs_gateway"]
 
@@ -174,3 +174,20 @@ async def test_wait_returns_at_its_timeout_and_delete_forgets(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stubs.get(op.name)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_finished_operations_are_forgotten_after_retention(
+    jobs_gateway: JobGatewayFactory,
+) -> None:
+    _, stubs = await jobs_gateway(retention_seconds=1.0)
+    op = await stubs.wait_done((await stubs.submit(aml_job("bp-retained"))).name)
+    assert op.done
+
+    async def forgotten() -> bool:
+        try:
+            await stubs.get(op.name)
+        except grpc.aio.AioRpcError as exc:
+            return error_info(exc).reason == "OPERATION_NOT_FOUND"
+        return False
+
+    await eventually(forgotten)
