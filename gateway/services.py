@@ -31,7 +31,7 @@ from gateway.errors import (
 from gateway.logs import LogBudget
 from gateway.operations import Operation
 from gateway.pipeline import cachecontrol as cc
-from gateway.pipeline.call import Call, Handler
+from gateway.pipeline.call import Call, Context, Handler
 from gateway.pipeline.validate import request_parser
 
 log = logging.getLogger("gateway.rpc")
@@ -145,18 +145,18 @@ def method_handlers(
     return dict(services)
 
 
-Context = grpc.aio.ServicerContext[Any, Any]
+RpcContext = grpc.aio.ServicerContext[Any, Any]
 
 
 def _endpoint(
     op: Operation, pipeline: Handler, deadlines: Deadlines, capacity: Capacity
-) -> Callable[[bytes, Context], Awaitable[Message]]:
+) -> Callable[[bytes, RpcContext], Awaitable[Message]]:
     recorded = metrics.request_metrics(op.name)
     ok = recorded.code(grpc.StatusCode.OK)
     decode = request_parser(op)  # a hostile count never gets a full parse
     message_type = op.request.DESCRIPTOR.full_name
 
-    async def endpoint(body: bytes, context: Context) -> Message:
+    async def endpoint(body: bytes, context: RpcContext) -> Message:
         start = time.perf_counter()
         recorded.in_flight.inc()
         capacity.in_flight += 1
@@ -173,7 +173,7 @@ def _endpoint(
             deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
             if deadline <= now:
                 raise _over_on_arrival()
-            call = Call(op, request, deadline, metadata)
+            call = Call.at_edge(op, request, Context.parse(metadata, deadline))
             try:
                 response = await pipeline(call)
             except DeadlineExceeded:
@@ -211,7 +211,7 @@ def _over_on_arrival() -> DeadlineExceeded:
 
 #: Singleton keys: the first entry wins, as for a singleton HTTP header behind proxies that
 #: append their own (the first is the caller's); repeated `cache-control` entries combine.
-def _metadata(context: Context) -> dict[str, str]:
+def _metadata(context: RpcContext) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if not isinstance(value, str):

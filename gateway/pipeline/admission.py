@@ -48,11 +48,10 @@ from gateway.pipeline.adaptive import CubicRate
 from gateway.pipeline.call import Call, Handler
 from gateway.pipeline.global_limits import SharedBuckets
 
-#: Request metadata a caller sets to choose its lane: `interactive` or `batch`.
-PRIORITY_METADATA = "mlgw-priority"
 INTERACTIVE, BATCH = 0, 1
+#: The lane of each priority; a call's comes from its context (the `mlgw-priority` metadata,
+#: PRIORITY_METADATA, parsed at the edge), else from its operation's row.
 _LANES = {Priority.INTERACTIVE: INTERACTIVE, Priority.BATCH: BATCH}
-_BY_NAME = {p.value: lane for p, lane in _LANES.items()}
 
 #: Why a call was not admitted (ErrorInfo metadata `cause`, metric label `reason`).
 DEADLINE = "deadline"  # the predicted wait would not leave time for the upstream call
@@ -638,9 +637,8 @@ async def _acquire(
     recorded: metrics.AdmissionMetrics,
 ) -> None:
     """The slow path: wait for a token (in the call's lane) or be rejected."""
-    chosen = call.metadata.get(PRIORITY_METADATA)
-    if chosen:
-        lane = _BY_NAME.get(chosen.strip().lower(), lane)
+    if call.context.priority is not None:
+        lane = _LANES[call.context.priority]
     try:
         await bucket.acquire(lane, call.deadline - latency.reserve(), now)
     except RateLimited as rejected:
@@ -677,10 +675,8 @@ class EarlyShed:
         async def shed(call: Call) -> Message:
             bucket = buckets.get(resource_of(call.params))
             if bucket is not None:
-                lane = default_lane
-                chosen = call.metadata.get(PRIORITY_METADATA)
-                if chosen:
-                    lane = _BY_NAME.get(chosen.strip().lower(), lane)
+                priority = call.context.priority
+                lane = default_lane if priority is None else _LANES[priority]
                 now = asyncio.get_running_loop().time()
                 rejected = bucket.hopeless(lane, call.deadline - latency.reserve(), now)
                 if rejected is not None:
