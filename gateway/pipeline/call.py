@@ -124,9 +124,12 @@ class Call:
         self.reply_metadata: list[tuple[str, str]] = []
 
     @classmethod
-    def at_edge(cls, op: Operation, request: Message, context: Context) -> Call:
-        """A call the edge makes for one request (unary, batch entry, stream entry)."""
-        return cls(op, request, context.deadline, context=context)
+    def at_edge(
+        cls, op: Operation, request: Message, context: Context, deadline: float | None = None
+    ) -> Call:
+        """A call the edge makes for one request (unary, batch entry, stream entry); a
+        stream entry's `deadline` counts from its arrival, within the stream's."""
+        return cls(op, request, context.deadline if deadline is None else deadline, context=context)
 
     def derive(
         self,
