@@ -18,7 +18,7 @@ from gateway.supervisor import free_port
 from tests.integration import overload_support
 from tests.integration.cache_support import RANKING, admin, patch_faults
 from tests.integration.overload_support import DEMO, GatewayStarter
-from tests.support import eventually, gateway_process, process_config
+from tests.support import error_info, eventually, gateway_process, process_config
 
 start_gateway = overload_support.start_gateway
 ACTIONS = "arn:aws:personalize:us-east-1:000000000000:campaign/actions"
@@ -90,6 +90,20 @@ async def test_a_request_without_a_call_gets_an_invalid_argument_result(
     info = error_details_pb2.ErrorInfo()
     assert [box.Unpack(info) for box in result.error.details].count(True) == 1
     assert info.reason == "INVALID_REQUEST"
+
+
+async def test_an_undecodable_request_ends_the_stream_with_invalid_argument(
+    start_gateway: GatewayStarter, emulator: Any
+) -> None:
+    _, stubs = await start_gateway()
+    raw = stubs.channel.stream_stream("/mlgw.batch.v1.BatchService/StreamRecommendations")
+    call = raw(timeout=10)
+    await call.write(b"\xff\xff\xff")  # not a StreamRecommendationsRequest
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async for _ in call:
+            pass
+    assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(ended.value).reason == "MALFORMED_REQUEST"
 
 
 async def test_half_close_finishes_entries_still_upstream(
