@@ -16,9 +16,10 @@ from tests.integration import overload_support
 from tests.integration.cache_support import RANKING, upstream_calls
 from tests.integration.overload_support import DEMO, GatewayStarter, call, recommendations
 from tests.integration.test_overload import waiting
-from tests.support import details, error_info, eventually
+from tests.support import ROOT, details, error_info, eventually
 
 start_gateway = overload_support.start_gateway
+README = ROOT / "README.md"
 MISSING = "arn:aws:personalize:us-east-1:000000000000:campaign/does-not-exist"
 
 
@@ -196,3 +197,25 @@ async def test_a_big_batch_does_not_delay_interactive_calls_when_tokens_are_scar
 @pytest.fixture(autouse=True)
 def _quiet_grpc_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("ERROR", logger="gateway.rpc")
+
+
+async def test_the_readme_example_runs_against_a_gateway(
+    start_gateway: GatewayStarter, emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway, _ = await start_gateway()
+    section = README.read_text().split("## Batch and streaming RPCs")[1].split("\n## ")[0]
+    code = section.split("```python\n")[1].split("```")[0]
+    code = code.replace("127.0.0.1:50051", f"127.0.0.1:{gateway.port}")
+    code = code.replace("asyncio.run(main())", "")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("u1 ['")  # u1's recommended items
+    assert lines[3] == "['2', '2']"  # the two rankings merged into one upstream call
+    assert lines[4].startswith("['")  # the actions
+    assert sorted(line.split()[:2] for line in lines[5:]) == [
+        ["0", "get_recommendations"],
+        ["1", "get_recommendations"],
+        ["2", "get_recommendations"],
+    ]
