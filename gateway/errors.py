@@ -139,12 +139,13 @@ class BatchTooLarge(GatewayError):
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
-    def __init__(self, entries: int, limit: int) -> None:
+    def __init__(self, entries: int, limit: int, field: str = "requests") -> None:
         violation = error_details_pb2.BadRequest.FieldViolation(
-            field="requests", description=f"must have at most {limit} entries"
+            field=field, description=f"must have at most {limit} entries"
         )
         super().__init__(
-            f"a batch holds at most {limit} entries ([batch] max_entries); this one has {entries}",
+            f"at most {limit} entries per batch or stream message ([batch] max_entries); "
+            f"this one has {entries}",
             reason="BATCH_TOO_LARGE",
             metadata={"maxEntries": str(limit), "entries": str(entries)},
             extra_details=[error_details_pb2.BadRequest(field_violations=[violation])],

@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,7 +320,6 @@ def _batch_endpoint(
     recorded = metrics.request_metrics(rpc.name)
     sizes = metrics.BATCH_ENTRIES.labels(rpc.name)
     counted = metrics.entry_metrics(Shape.BATCH.value, op.name)
-    result: Any = getattr(batch_pb2, f"{op.name}Result")
     message_type = rpc.request.DESCRIPTOR.full_name
 
     async def batch(body: bytes, context: RpcContext) -> Message:
@@ -339,12 +338,12 @@ def _batch_endpoint(
             raise _over_on_arrival()
         rpc_context = Context.parse(_metadata(context), deadline, Shape.BATCH, Priority.BATCH)
 
-        async def run(entry: Message) -> Any:
-            out: Any = result()
+        async def run(pair: tuple[Message, Any]) -> None:
+            entry, out = pair
             if loop.time() >= deadline:
                 out.error.CopyFrom(_late_entry().to_status())
                 counted.failed(grpc.StatusCode.DEADLINE_EXCEEDED)
-                return out
+                return
             call = Call.at_edge(op, entry, rpc_context)
             answer = await _run_entry(pipeline, call, counted)
             if isinstance(answer, GatewayError):
@@ -353,11 +352,12 @@ def _batch_endpoint(
                 out.response.CopyFrom(answer)
             if call.reply_metadata:
                 out.metadata.update(call.reply_metadata)
-            return out
 
-        response = rpc.response()
-        response.results.extend(await fan_out(entries, run, concurrency))  # type: ignore[attr-defined]
-        return response
+        # Each entry fills its own result in place: in request order, copied once.
+        response: Any = rpc.response()
+        results = response.results
+        await fan_out([(entry, results.add()) for entry in entries], run, concurrency)
+        return response  # type: ignore[no-any-return]
 
     return _guarded(rpc.name, recorded, capacity, batch)
 
@@ -365,7 +365,7 @@ def _batch_endpoint(
 def _streamed_operations(operations: Iterable[Operation]) -> dict[str, Operation]:
     """The stream request's `request` oneof: field name -> the operation it calls."""
     by_request = {op.request.DESCRIPTOR.full_name: op for op in operations}
-    oneof = batch_pb2.StreamRecommendationsRequest.DESCRIPTOR.oneofs_by_name["request"]
+    oneof = batch_pb2.StreamRecommendationsEntry.DESCRIPTOR.oneofs_by_name["request"]
     named = {f.name: f.message_type.full_name for f in oneof.fields if f.message_type}
     return {name: by_request[full] for name, full in named.items() if full in by_request}
 
@@ -383,7 +383,8 @@ def _stream_endpoint(
     }
     message = batch_pb2.StreamRecommendationsRequest
     decode = message.FromString
-    answer_type = batch_pb2.StreamRecommendationsResponse
+    result_type = batch_pb2.StreamRecommendationsResult
+    limit = cfg.max_entries
     missing = InvalidRequest(
         [FieldViolation("request", f"set one of {', '.join(sorted(pipelines))}")]
     )
@@ -393,17 +394,23 @@ def _stream_endpoint(
         # The stream's own deadline (if any) bounds each entry's, counted from its read.
         rpc_context = Context.parse(_metadata(context), math.inf, Shape.STREAM, Priority.BATCH)
 
-        async def read() -> batch_pb2.StreamRecommendationsRequest | None:
+        async def read() -> Sequence[batch_pb2.StreamRecommendationsEntry] | None:
             body = await context.read()
             if body is grpc.aio.EOF:
                 return None
             try:
-                return decode(body)
+                entries = decode(body).entries
             except DecodeError:
                 raise MalformedRequest(message.DESCRIPTOR.full_name) from None
+            if len(entries) > limit:
+                raise BatchTooLarge(len(entries), limit, "entries")
+            return entries
 
-        async def run(entry: batch_pb2.StreamRecommendationsRequest) -> Message:
-            out = answer_type(id=entry.id)
+        async def write(results: list[batch_pb2.StreamRecommendationsResult]) -> None:
+            await context.write(batch_pb2.StreamRecommendationsResponse(results=results))
+
+        async def run(entry: batch_pb2.StreamRecommendationsEntry) -> Any:
+            out = result_type(id=entry.id)
             which = entry.WhichOneof("request")
             if which is None:
                 out.error.CopyFrom(missing.to_status())
@@ -424,7 +431,7 @@ def _stream_endpoint(
                 out.metadata.update(call.reply_metadata)
             return out
 
-        flow = Flow(read, run, context.write, cfg.stream_max_in_flight, metrics.STREAM)
+        flow = Flow(read, run, write, cfg.stream_max_in_flight, metrics.STREAM)
         await flow.run()
 
     return _guarded(STREAM_METHOD, recorded, capacity, stream)

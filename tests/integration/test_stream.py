@@ -24,16 +24,25 @@ start_gateway = overload_support.start_gateway
 ACTIONS = "arn:aws:personalize:us-east-1:000000000000:campaign/actions"
 
 Request = batch_pb2.StreamRecommendationsRequest
+Entry = batch_pb2.StreamRecommendationsEntry
 
 
-def mixed(i: int) -> Request:
+def message(*entries: Entry) -> Request:
+    return Request(entries=entries)
+
+
+async def results_of(call: Any) -> list[batch_pb2.StreamRecommendationsResult]:
+    return [result async for response in call for result in response.results]
+
+
+def mixed(i: int) -> Entry:
     """Request `i`: the three operations in turn, every seventh one invalid."""
     if i % 7 == 6:
-        return Request(id=f"r{i}", get_recommendations=rt.GetRecommendationsRequest(user_id="x"))
+        return Entry(id=f"r{i}", get_recommendations=rt.GetRecommendationsRequest(user_id="x"))
     kind = i % 3
     user = f"user-{i % 40}"
     if kind == 0:
-        return Request(
+        return Entry(
             id=f"r{i}",
             get_recommendations=rt.GetRecommendationsRequest(campaign_arn=DEMO, user_id=user),
         )
@@ -41,14 +50,14 @@ def mixed(i: int) -> Request:
         ranking = rt.GetPersonalizedRankingRequest(
             campaign_arn=RANKING, user_id=user, input_list=["i1", "i2", f"i{i}"]
         )
-        return Request(id=f"r{i}", get_personalized_ranking=ranking)
+        return Entry(id=f"r{i}", get_personalized_ranking=ranking)
     actions = rt.GetActionRecommendationsRequest(campaign_arn=ACTIONS, user_id=user)
-    return Request(id=f"r{i}", get_action_recommendations=actions)
+    return Entry(id=f"r{i}", get_action_recommendations=actions)
 
 
-def recs(i: int) -> Request:
+def recs(i: int) -> Entry:
     request = rt.GetRecommendationsRequest(campaign_arn=DEMO, user_id=f"user-{i}")
-    return Request(id=f"r{i}", get_recommendations=request)
+    return Entry(id=f"r{i}", get_recommendations=request)
 
 
 def stub(stubs: Any) -> batch_pb2_grpc.BatchServiceStub:
@@ -60,10 +69,10 @@ async def test_every_id_gets_exactly_one_result_and_half_close_ends_ok(
 ) -> None:
     _, stubs = await start_gateway(batch={"stream_max_in_flight": 8})
     call = stub(stubs).StreamRecommendations(timeout=30)
-    for i in range(300):
-        await call.write(mixed(i))
+    for first in range(0, 300, 7):  # calls packed 7 to a message (the last one shorter)
+        await call.write(message(*(mixed(i) for i in range(first, min(300, first + 7)))))
     await call.done_writing()  # half-close: the gateway finishes what is in flight
-    results = [result async for result in call]
+    results = await results_of(call)
     assert await call.code() == grpc.StatusCode.OK
     assert Counter(r.id for r in results) == Counter(f"r{i}" for i in range(300))
     by_id = {r.id: r for r in results}
@@ -82,9 +91,9 @@ async def test_a_request_without_a_call_gets_an_invalid_argument_result(
 ) -> None:
     _, stubs = await start_gateway()
     call = stub(stubs).StreamRecommendations(timeout=10)
-    await call.write(Request(id="empty"))
+    await call.write(message(Entry(id="empty")))
     await call.done_writing()
-    (result,) = [r async for r in call]
+    (result,) = await results_of(call)
     assert result.id == "empty"
     assert result.error.code == code_pb2.INVALID_ARGUMENT
     info = error_details_pb2.ErrorInfo()
@@ -106,6 +115,18 @@ async def test_an_undecodable_request_ends_the_stream_with_invalid_argument(
     assert error_info(ended.value).reason == "MALFORMED_REQUEST"
 
 
+async def test_a_message_over_the_entry_limit_ends_the_stream(
+    start_gateway: GatewayStarter, emulator: Any
+) -> None:
+    _, stubs = await start_gateway(batch={"max_entries": 3})
+    call = stub(stubs).StreamRecommendations(timeout=10)
+    await call.write(message(*(recs(i) for i in range(4))))
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await results_of(call)
+    assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(ended.value).reason == "BATCH_TOO_LARGE"
+
+
 async def test_half_close_finishes_entries_still_upstream(
     start_gateway: GatewayStarter, emulator: Any
 ) -> None:
@@ -113,9 +134,9 @@ async def test_half_close_finishes_entries_still_upstream(
     _, stubs = await start_gateway()
     call = stub(stubs).StreamRecommendations(timeout=10)
     for i in range(5):
-        await call.write(recs(i))
+        await call.write(message(recs(i)))  # one call per message
     await call.done_writing()
-    results = [r async for r in call]
+    results = await results_of(call)
     assert await call.code() == grpc.StatusCode.OK
     assert sorted(r.id for r in results) == [f"r{i}" for i in range(5)]
     assert all(r.HasField("get_recommendations") for r in results)
@@ -128,7 +149,7 @@ async def test_cancelling_a_stream_abandons_its_unshared_upstream_calls(
     _, stubs = await start_gateway()
     call = stub(stubs).StreamRecommendations(timeout=30)
     for i in range(4):
-        await call.write(recs(i))
+        await call.write(message(recs(i)))
 
     async def upstream_in_flight() -> bool:
         return int((await admin(emulator, "GET", "stats"))["in_flight"]) >= 4
@@ -198,7 +219,7 @@ async def test_a_stalled_consumer_stops_the_gateways_reads_and_bounds_its_memory
                 request = rt.GetRecommendationsRequest(
                     campaign_arn=DEMO, user_id=f"u{i % 100}", num_results=100
                 )
-                await call.write(Request(id=str(i), get_recommendations=request))
+                await call.write(message(Entry(id=str(i), get_recommendations=request)))
             await call.done_writing()
 
         writer = asyncio.ensure_future(offer())
@@ -218,7 +239,7 @@ async def test_a_stalled_consumer_stops_the_gateways_reads_and_bounds_its_memory
         assert await _metric(metrics_port, f"{READS}_count") == reads
         assert growth < 30 * 1024 * 1024, growth
         # Reading again drains everything: no id lost, none twice.
-        ids = Counter([result.id async for result in call])
+        ids = Counter(result.id for result in await results_of(call))
         await writer
         assert await call.code() == grpc.StatusCode.OK
         assert ids == Counter(str(i) for i in range(OFFERED))

@@ -61,24 +61,29 @@ async def test_cancelling_a_fan_out_cancels_its_entries() -> None:
 
 
 class Stream:
-    """A fake stream: `read` yields `count` items then EOF; `write` waits for `gate`."""
+    """A fake stream: `read` yields `count` items (`per_read` at a time) then EOF; `write`
+    waits for `gate`."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, per_read: int = 1) -> None:
         self.count = count
+        self.per_read = per_read
+        self.writes = 0
         self.reads = 0
         self.written: list[int] = []
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def read(self) -> int | None:
+    async def read(self) -> list[int] | None:
         if self.reads == self.count:
             return None
-        self.reads += 1
-        return self.reads - 1
+        first = self.reads
+        self.reads = min(self.count, first + self.per_read)
+        return list(range(first, self.reads))
 
-    async def write(self, result: int) -> None:
+    async def write(self, results: list[int]) -> None:
         await self.gate.wait()
-        self.written.append(result)
+        self.writes += 1
+        self.written.extend(results)
 
 
 async def echo(item: int) -> int:
@@ -92,6 +97,25 @@ async def test_a_flow_answers_every_item_once_then_ends_on_half_close() -> None:
     await Flow(stream.read, echo, stream.write, 8, metrics.STREAM).run()
     assert sorted(stream.written) == list(range(200))
     assert stream.written != list(range(200))  # as they complete, not in order
+
+
+async def test_a_flow_packs_the_results_that_complete_during_a_write() -> None:
+    stream = Stream(300, per_read=50)
+    await Flow(stream.read, echo, stream.write, 64, metrics.STREAM).run()
+    assert sorted(stream.written) == list(range(300))
+    assert stream.writes < 300  # several results per message when they come together
+
+
+async def test_a_read_of_many_entries_waits_for_a_slot_for_each() -> None:
+    stream = Stream(100, per_read=10)
+    stream.gate.clear()
+    flow = asyncio.ensure_future(Flow(stream.read, echo, stream.write, 4, metrics.STREAM).run())
+    await eventually(lambda: stream.reads == 10)
+    await spin()
+    assert stream.reads == 10  # the first message's other entries wait for slots
+    stream.gate.set()
+    await flow
+    assert sorted(stream.written) == list(range(100))
 
 
 async def test_a_flow_stops_reading_while_its_writes_are_blocked() -> None:
@@ -135,7 +159,7 @@ async def test_cancelling_a_flow_cancels_the_entries_in_flight() -> None:
 
 
 async def test_a_failed_read_ends_the_flow_with_its_error() -> None:
-    async def read() -> int | None:
+    async def read() -> list[int] | None:
         raise ValueError("undecodable")
 
     with pytest.raises(ValueError, match="undecodable"):

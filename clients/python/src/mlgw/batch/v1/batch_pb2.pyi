@@ -96,6 +96,12 @@ class GetActionRecommendationsResult(_message.Message):
     def __init__(self, response: _Optional[_Union[_personalize_runtime_pb2.GetActionRecommendationsResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class StreamRecommendationsRequest(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[StreamRecommendationsEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[StreamRecommendationsEntry, _Mapping]]] = ...) -> None: ...
+
+class StreamRecommendationsEntry(_message.Message):
     __slots__ = ("id", "get_recommendations", "get_personalized_ranking", "get_action_recommendations")
     ID_FIELD_NUMBER: _ClassVar[int]
     GET_RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +114,12 @@ class StreamRecommendationsRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., get_recommendations: _Optional[_Union[_personalize_runtime_pb2.GetRecommendationsRequest, _Mapping]] = ..., get_personalized_ranking: _Optional[_Union[_personalize_runtime_pb2.GetPersonalizedRankingRequest, _Mapping]] = ..., get_action_recommendations: _Optional[_Union[_personalize_runtime_pb2.GetActionRecommendationsRequest, _Mapping]] = ...) -> None: ...
 
 class StreamRecommendationsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StreamRecommendationsResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StreamRecommendationsResult, _Mapping]]] = ...) -> None: ...
+
+class StreamRecommendationsResult(_message.Message):
     __slots__ = ("id", "get_recommendations", "get_personalized_ranking", "get_action_recommendations", "error", "metadata")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")

@@ -86,11 +86,11 @@ class BatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamRecommendations(self, request_iterator, context):
-        """A bidirectional stream of runtime calls. The client sends requests, each tagged with an `id`
-        of its choosing; the gateway sends one result per request as soon as it completes (out of
-        order), tagged with the same `id`. At most `[batch] stream_max_in_flight` entries run at once
-        per stream; while that many are unanswered, or while the client does not read its results,
-        the gateway stops reading requests (flow control reaches the client). When the client
+        """A bidirectional stream of runtime calls. The client sends calls, each tagged with an `id` of
+        its choosing (one or more per message); the gateway sends one result per call as soon as it
+        completes (out of order), tagged with the same `id`. At most `[batch] stream_max_in_flight`
+        calls are unanswered per stream; while that many are, because they are slow or because the
+        client does not read its results, the gateway stops reading (flow control reaches the client). When the client
         half-closes, the gateway finishes the entries in flight and ends the stream with OK. When the
         client cancels, upstream work no other caller shares is abandoned. Every id gets exactly one
         result, unless the stream itself ends with an error status.
