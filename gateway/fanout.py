@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -53,8 +54,6 @@ async def fan_out(
     return results
 
 
-_DONE = object()
-
 #: The most results one stream message carries (the writer packs what completed meanwhile).
 MAX_RESULTS_PER_WRITE = 1000
 
@@ -66,7 +65,8 @@ class Flow(Generic[T, R]):
     the results that completed since the previous write, in one message: while a write is
     in flight results accumulate, so a busy stream packs many results per message (a stream
     message costs grpc.aio about what five cache hits cost) and an idle one answers each
-    result at once.
+    result at once. Plain deques and one future per sleeper rather than asyncio.Queue and
+    Semaphore: a cache-hit entry costs a few microseconds, and so did their per-item work.
     """
 
     def __init__(
@@ -82,29 +82,36 @@ class Flow(Generic[T, R]):
         self._write = write
         self._limit = limit
         self._recorded = recorded
-        self._slots = asyncio.Semaphore(limit)
-        self._todo: asyncio.Queue[object] = asyncio.Queue()
-        self._done: asyncio.Queue[object] = asyncio.Queue()
+        #: Entries that may still be read: `limit` less those read and not yet written.
+        self._free = limit
+        self._slot_waiter: asyncio.Future[None] | None = None
+        self._todo: deque[T] = deque()
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._done: list[R] = []
+        self._done_waiter: asyncio.Future[None] | None = None
         self._workers = 0
-        self._idle = 0
+        #: Workers woken or started that have not looked at `_todo` yet.
+        self._ready = 0
+        self._group: asyncio.TaskGroup | None = None
+        self._reading = True
         #: Entries read and not yet written (some may still wait for a slot).
         self._in_flight = 0
 
     async def run(self) -> None:
         """Until the client half-closes and every entry read is written; raises what a read
         or a write raises (the stream then ends with that error)."""
-        recorded, todo = self._recorded, self._todo
+        recorded, todo, idle = self._recorded, self._todo, self._idle
         try:
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 writer = group.create_task(self._writer())
                 while True:
                     await self._take_slot()  # read only with room for an entry
                     items = await self._read()
-                    if items is None:
-                        self._slots.release()
-                        break
                     if not items:
-                        self._slots.release()
+                        self._free += 1
+                        if items is None:
+                            break
                         continue
                     # Counted per message: a prometheus child takes a lock.
                     self._in_flight += len(items)
@@ -113,15 +120,16 @@ class Flow(Generic[T, R]):
                     for index, item in enumerate(items):
                         if index:
                             await self._take_slot()
-                        todo.put_nowait(item)
-                        if todo.qsize() > self._idle and self._workers < self._limit:
-                            self._workers += 1
-                            group.create_task(self._worker())
+                        todo.append(item)
+                        if self._ready == 0:
+                            self._summon()
                 # Half-closed: the workers finish what was read, then the writer drains.
+                self._reading = False
+                while idle:
+                    self._ready += 1
+                    _wake(idle.popleft())
                 if self._workers == 0:
-                    self._done.put_nowait(_DONE)
-                for _ in range(self._workers):
-                    todo.put_nowait(_DONE)
+                    self._wake_writer()
                 await writer
         except BaseExceptionGroup as group_error:
             # One cause is the story: a failed read or write, or cancellation.
@@ -133,44 +141,82 @@ class Flow(Generic[T, R]):
             recorded.in_flight.dec(self._in_flight)  # what a cancelled stream left unanswered
 
     async def _take_slot(self) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()
+        if self._free > 0:
+            self._free -= 1
             return
         # The client is not reading (or entries are slow): this is the backpressure.
         start = time.perf_counter()
-        await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+        while self._free == 0:
+            self._slot_waiter = loop.create_future()
+            await self._slot_waiter
+        self._free -= 1
         self._recorded.backpressure.observe(time.perf_counter() - start)
 
+    def _summon(self) -> None:
+        """One more worker to look at `_todo`: an idle one, else a new one (up to `limit`).
+
+        Only one is summoned at a time, and a worker that takes an entry and leaves others
+        behind summons the next: entries answered without suspending (cache hits) are run
+        back to back by one worker, and concurrency grows one worker per entry that waits."""
+        if self._idle:
+            self._ready += 1
+            _wake(self._idle.popleft())
+        elif self._workers < self._limit and self._group is not None:
+            self._ready += 1
+            self._workers += 1
+            self._group.create_task(self._worker())
+
     async def _worker(self) -> None:
-        todo, done = self._todo, self._done
+        todo, idle, done, run = self._todo, self._idle, self._done, self._run
+        loop = asyncio.get_running_loop()
+        self._ready -= 1
         while True:
-            self._idle += 1
-            item = await todo.get()
-            self._idle -= 1
-            if item is _DONE:
-                break
-            done.put_nowait(await self._run(item))  # type: ignore[arg-type]
+            while not todo and self._reading:
+                sleeping = loop.create_future()
+                idle.append(sleeping)
+                await sleeping
+                self._ready -= 1
+            if not todo:
+                break  # half-closed and nothing left
+            item = todo.popleft()
+            if todo and self._ready == 0:
+                self._summon()
+            done.append(await run(item))
+            self._wake_writer()
         self._workers -= 1
         if self._workers == 0:
-            done.put_nowait(_DONE)
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self._done_waiter
+        if waiter is not None:
+            self._done_waiter = None
+            _wake(waiter)
 
     async def _writer(self) -> None:
-        done, slots, in_flight = self._done, self._slots, self._recorded.in_flight
-        finished = False
-        while not finished:
-            results: list[R] = []
-            item = await done.get()
-            while True:
-                if item is _DONE:
-                    finished = True  # the last worker's: nothing follows
-                    break
-                results.append(item)  # type: ignore[arg-type]
-                if done.empty() or len(results) >= MAX_RESULTS_PER_WRITE:
-                    break
-                item = done.get_nowait()
-            if results:
-                await self._write(results)
-                self._in_flight -= len(results)
-                in_flight.dec(len(results))
-                for _ in results:
-                    slots.release()
+        done, in_flight = self._done, self._recorded.in_flight
+        loop = asyncio.get_running_loop()
+        while True:
+            if not done:
+                if not self._reading and self._workers == 0:
+                    return  # half-closed and every result written
+                self._done_waiter = loop.create_future()
+                await self._done_waiter
+                continue
+            results = done[:MAX_RESULTS_PER_WRITE]
+            del done[:MAX_RESULTS_PER_WRITE]
+            await self._write(results)
+            count = len(results)
+            self._in_flight -= count
+            in_flight.dec(count)
+            self._free += count
+            waiter = self._slot_waiter
+            if waiter is not None:
+                self._slot_waiter = None
+                _wake(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,8 +282,9 @@ def fanout_handlers(
         pipelines = {field: (op, pipeline_for(op)) for field, op in streamed.items()}
         handlers[STREAM_METHOD] = grpc.stream_stream_rpc_method_handler(
             _stream_endpoint(pipelines, deadlines, capacity, cfg),
+            # The endpoint writes each response as bytes it assembles (`_results_message`).
             request_deserializer=None,
-            response_serializer=batch_pb2.StreamRecommendationsResponse.SerializeToString,
+            response_serializer=None,
         )
     return handlers
 
@@ -394,7 +395,7 @@ def _stream_endpoint(
         # The stream's own deadline (if any) bounds each entry's, counted from its read.
         rpc_context = Context.parse(_metadata(context), math.inf, Shape.STREAM, Priority.BATCH)
 
-        async def read() -> Sequence[batch_pb2.StreamRecommendationsEntry] | None:
+        async def read() -> list[tuple[batch_pb2.StreamRecommendationsEntry, float]] | None:
             body = await context.read()
             if body is grpc.aio.EOF:
                 return None
@@ -404,23 +405,25 @@ def _stream_endpoint(
                 raise MalformedRequest(message.DESCRIPTOR.full_name) from None
             if len(entries) > limit:
                 raise BatchTooLarge(len(entries), limit, "entries")
-            return entries
+            # The entries of one message arrived together: one deadline for them all.
+            now = loop.time()
+            deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
+            return [(entry, deadline) for entry in entries]
 
-        async def write(results: list[batch_pb2.StreamRecommendationsResult]) -> None:
-            await context.write(batch_pb2.StreamRecommendationsResponse(results=results))
+        async def write(results: list[bytes]) -> None:
+            await context.write(_results_message(results))
 
-        async def run(entry: batch_pb2.StreamRecommendationsEntry) -> Any:
+        async def run(pair: tuple[batch_pb2.StreamRecommendationsEntry, float]) -> bytes:
+            entry, deadline = pair
             out = result_type(id=entry.id)
             which = entry.WhichOneof("request")
             if which is None:
                 out.error.CopyFrom(missing.to_status())
-                return out
+                return out.SerializeToString()
             op, pipeline = pipelines[which]
-            now = loop.time()
-            deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
-            if deadline <= now:
+            if deadline <= loop.time():
                 out.error.CopyFrom(_over_on_arrival().to_status())
-                return out
+                return out.SerializeToString()
             call = Call.at_edge(op, getattr(entry, which), rpc_context, deadline)
             answer = await _run_entry(pipeline, call, counted[which])
             if isinstance(answer, GatewayError):
@@ -429,12 +432,35 @@ def _stream_endpoint(
                 getattr(out, which).CopyFrom(answer)
             if call.reply_metadata:
                 out.metadata.update(call.reply_metadata)
-            return out
+            return out.SerializeToString()
 
         flow = Flow(read, run, write, cfg.stream_max_in_flight, metrics.STREAM)
         await flow.run()
 
     return _guarded(STREAM_METHOD, recorded, capacity, stream)
+
+
+def _results_message(results: list[bytes]) -> bytes:
+    """A StreamRecommendationsResponse from its serialized results: field 1, repeated, is
+    each result's tag, length and bytes; building the message would copy every result."""
+    out = bytearray()
+    for result in results:
+        out += _RESULTS_TAG
+        out += _varint(len(result))
+        out += result
+    return bytes(out)
+
+
+_RESULTS_TAG = bytes([1 << 3 | 2])  # field 1, wire type 2 (length-delimited)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _guarded(
