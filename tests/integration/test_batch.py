@@ -194,6 +194,32 @@ async def test_a_big_batch_does_not_delay_interactive_calls_when_tokens_are_scar
     )
 
 
+async def test_two_concurrent_batches_share_scarce_tokens_fairly(
+    start_gateway: GatewayStarter, emulator: Any
+) -> None:
+    # 20 tokens/s for 4 s: about 80 of the 400 entries can be served.
+    gateway, stubs = await start_gateway(
+        limits={"resources": {DEMO: {"rate": 20, "burst": 1}}, "standing_queue_seconds": 60}
+    )
+
+    def batch(first: int) -> Any:
+        requests = [recommendations(first + i) for i in range(200)]
+        return batch_stub(stubs).BatchGetRecommendations(
+            batch_pb2.BatchGetRecommendationsRequest(requests=requests), timeout=4
+        )
+
+    early = asyncio.ensure_future(batch(0))
+    # The first batch queues its 64 entries before the second one arrives...
+    await eventually(lambda: waiting(gateway) >= 60, within=5.0)
+    late = asyncio.ensure_future(batch(1000))
+    replies = await asyncio.gather(early, late)
+    ok = [sum(r.HasField("response") for r in reply.results) for reply in replies]
+    # ...yet they take turns at the tokens: neither gets much more than half.
+    assert min(ok) >= 0.35 * sum(ok), ok
+    assert all(len(reply.results) == 200 for reply in replies)
+    assert await upstream_calls(emulator) == sum(ok)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_grpc_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("ERROR", logger="gateway.rpc")
