@@ -301,7 +301,9 @@ async def _run_entry(
     except Exception as exc:
         error = exc if isinstance(exc, GatewayError) else InternalError(exc)
         counted.failed(error.code)
-        _log_error(call.op.name, error, call.context.metadata)
+        # One RPC may carry a thousand bad entries: counted, and logged at debug (a bug's
+        # traceback still at error), so a batch cannot flood the log.
+        _log_error(call.op.name, error, call.context.metadata, quiet=True)
         return error
     counted.ok += 1
     return response
@@ -530,7 +532,9 @@ _QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED"})
 _MALFORMED_LOG = LogBudget(rate=1.0, burst=5.0)
 
 
-def _log_error(method: str, error: GatewayError, metadata: Mapping[str, str]) -> None:
+def _log_error(
+    method: str, error: GatewayError, metadata: Mapping[str, str], *, quiet: bool = False
+) -> None:
     extra: dict[str, Any] = {
         "method": method,
         "code": error.code.name,
@@ -554,5 +558,5 @@ def _log_error(method: str, error: GatewayError, metadata: Mapping[str, str]) ->
         if suppressed is None:
             return
         extra["suppressed"] = suppressed
-    level = logging.DEBUG if error.reason in _QUIET_REASONS else logging.WARNING
+    level = logging.DEBUG if quiet or error.reason in _QUIET_REASONS else logging.WARNING
     log.log(level, "rpc failed", extra=extra)

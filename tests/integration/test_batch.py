@@ -13,7 +13,7 @@ from mlgw.batch.v1 import batch_pb2, batch_pb2_grpc
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
 from tests.integration import overload_support
-from tests.integration.cache_support import RANKING, upstream_calls
+from tests.integration.cache_support import RANKING, patch_faults, upstream_calls
 from tests.integration.overload_support import DEMO, GatewayStarter, call, recommendations
 from tests.integration.test_overload import waiting
 from tests.support import ROOT, details, error_info, eventually
@@ -116,6 +116,34 @@ async def test_a_thousand_entries_for_fifty_users_make_at_most_fifty_upstream_ca
         for result, entry_user in zip(reply.results, users, strict=True):
             if entry_user == user:
                 assert [i.item_id for i in result.response.item_list] == want
+
+
+async def test_the_batch_deadline_bounds_every_entry_and_hits_cost_no_upstream_call(
+    start_gateway: GatewayStarter, emulator: Any
+) -> None:
+    from gateway import metrics
+
+    _, stubs = await start_gateway()
+    stub = batch_stub(stubs)
+    warm = batch_pb2.BatchGetRecommendationsRequest(requests=[recs("u1"), recs("u2")])
+    await stub.BatchGetRecommendations(warm, timeout=10)
+    again = await stub.BatchGetRecommendations(warm, timeout=10)
+    assert [r.metadata["mlgw-cache"] for r in again.results] == ["hit", "hit"]
+    assert await upstream_calls(emulator) == 2  # the hits made none
+    await patch_faults(emulator, {"latency": {"GetRecommendations": {"fixed_ms": 3000}}})
+    mixed = batch_pb2.BatchGetRecommendationsRequest(requests=[recs("u1"), recs("slow")])
+    reply = await stub.BatchGetRecommendations(mixed, timeout=1.0)  # the RPC answers in time
+    assert reply.results[0].HasField("response")
+    late = reply.results[1].error
+    assert late.code == code_pb2.DEADLINE_EXCEEDED
+    (info,) = entry_details(late, error_details_pb2.ErrorInfo)
+    assert info.reason == "UPSTREAM_TIMEOUT"
+    text = metrics.exposition().decode()
+    assert 'mlgw_batch_entries_count{method="BatchGetRecommendations"}' in text
+    assert (
+        'mlgw_fanout_entries_total{code="DEADLINE_EXCEEDED",operation="GetRecommendations",'
+        'shape="batch"}' in text
+    )
 
 
 async def test_entries_merge_exactly_like_concurrent_unary_calls(
