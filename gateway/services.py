@@ -258,7 +258,7 @@ def batch_rpcs(operations: Iterable[Operation]) -> list[BatchRpc]:
 
 _BATCH_SERVICE = batch_pb2.DESCRIPTOR.services_by_name["BatchService"]
 BATCH_SERVICE = _BATCH_SERVICE.full_name
-STREAM_METHOD = "StreamRecommendations"
+STREAM_METHOD = next(m.name for m in _BATCH_SERVICE.methods if m.client_streaming)
 
 
 def fanout_handlers(

@@ -48,7 +48,11 @@ class Shape(Enum):
 
 
 class Context:
-    """The per-RPC facts, parsed once at the edge; read-only, shared by derived calls."""
+    """The per-RPC facts, parsed once at the edge; read-only, shared by derived calls.
+
+    The caller's identity belongs here too once the edge authenticates (a slot, not a
+    stage's guess from metadata); admission already uses the context itself as the owner
+    of a batch's waiting calls (round robin between RPCs)."""
 
     __slots__ = ("cache", "deadline", "metadata", "priority", "request_id", "shape")
 
