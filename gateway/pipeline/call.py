@@ -59,7 +59,6 @@ class Context:
     def __init__(
         self,
         deadline: float,
-        *,
         priority: Priority | None = None,
         request_id: str | None = None,
         cache: cc.Directives | None = None,
@@ -75,7 +74,7 @@ class Context:
         self.cache = cache
         self.shape = shape
         #: The request metadata as received (first value per key), for logs.
-        self.metadata: Mapping[str, str] = metadata or {}
+        self.metadata: Mapping[str, str] = metadata if metadata is not None else _NO_METADATA
 
     @classmethod
     def parse(
@@ -87,20 +86,19 @@ class Context:
     ) -> Context:
         """The context of an RPC from its metadata. `priority`, when given, is the lane the
         RPC's shape imposes (batch entries), which the caller's metadata cannot change."""
-        metadata = metadata or {}
+        if not metadata:
+            return cls(deadline, priority, None, None, shape, metadata)
+        get = metadata.get
         if priority is None:
-            chosen = metadata.get(PRIORITY_METADATA)
+            chosen = get(PRIORITY_METADATA)
             if chosen:
                 priority = _PRIORITIES.get(chosen.strip().lower())
-        header = metadata.get(cc.HEADER)
-        return cls(
-            deadline,
-            priority=priority,
-            request_id=metadata.get(REQUEST_ID_METADATA),
-            cache=cc.parse(header) if header is not None else None,
-            shape=shape,
-            metadata=metadata,
-        )
+        header = get(cc.HEADER)
+        cache = cc.parse(header) if header is not None else None
+        return cls(deadline, priority, get(REQUEST_ID_METADATA), cache, shape, metadata)
+
+
+_NO_METADATA: Mapping[str, str] = {}
 
 
 class Call:
@@ -133,7 +131,15 @@ class Call:
     ) -> Call:
         """A call the edge makes for one request (unary, batch entry, stream entry); a
         stream entry's `deadline` counts from its arrival, within the stream's."""
-        return cls(op, request, context.deadline if deadline is None else deadline, context=context)
+        # What __init__ does, without its keyword arguments and parsing: the hot path.
+        call = cls.__new__(cls)
+        call.op = op
+        call.request = request
+        call.deadline = context.deadline if deadline is None else deadline
+        call.context = context
+        call._params = None
+        call.reply_metadata = []
+        return call
 
     def derive(
         self,

@@ -46,7 +46,6 @@ from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from tests.bench import h2load
 from tests.bench.bench_gateway import cpu_seconds, environment, rss_mib
 from tests.bench.processes import (
-    ROOT,
     STARTUP_TIMEOUT,
     EmulatorStats,
     Layout,
@@ -89,10 +88,6 @@ class Stack(ProcessStack):
         self.gateway_service("hit", HIT_TOML, metrics_port=self.metrics_port)
         self.gateway_service("miss", MISS_TOML)
         for name in ("hit", "miss"):
-            # This checkout's generated stubs first (the installed package may be another's).
-            self.services[name].env["PYTHONPATH"] = os.pathsep.join(
-                [str(ROOT), str(ROOT / "clients" / "python" / "src")]
-            )
             await self.services[name].start(self.layout.sut)
         async with asyncio.timeout(STARTUP_TIMEOUT):
             for name in ("hit", "miss"):
