@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2
 from mlgw.batch.v1 import batch_pb2, batch_pb2_grpc
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
+from gateway.metrics import cache_metrics
 from gateway.supervisor import free_port
 from tests.integration import overload_support
 from tests.integration.cache_support import RANKING, admin, patch_faults
@@ -163,6 +164,30 @@ async def test_cancelling_a_stream_abandons_its_unshared_upstream_calls(
 
     await eventually(abandoned)
     assert await call.code() == grpc.StatusCode.CANCELLED
+
+
+async def test_cancelling_a_stream_keeps_upstream_work_another_caller_shares(
+    start_gateway: GatewayStarter, emulator: Any
+) -> None:
+    await patch_faults(emulator, {"latency": {"GetRecommendations": {"fixed_ms": 1000}}})
+    _, stubs = await start_gateway()
+    call = stub(stubs).StreamRecommendations(timeout=30)
+    await call.write(message(recs(0)))
+
+    async def upstream_in_flight() -> bool:
+        return int((await admin(emulator, "GET", "stats"))["in_flight"]) >= 1
+
+    await eventually(upstream_in_flight)
+    counted = cache_metrics("GetRecommendations")  # this process's counters: a baseline
+    joined = counted.coalesced
+    unary = stubs.runtime.GetRecommendations(recs(0).get_recommendations, timeout=10)
+    await eventually(lambda: counted.coalesced > joined)  # the unary call shares it
+    call.cancel()
+    answer = await unary  # the shared upstream call went on for the unary caller
+    assert len(answer.item_list) == 25
+    stats = await admin(emulator, "GET", "stats")
+    assert stats["calls"]["GetRecommendations"] == 1
+    assert stats["abandoned"].get("GetRecommendations", 0) == 0
 
 
 # ---- a consumer that stops reading: a real gateway process, its RSS and its metrics ---------
