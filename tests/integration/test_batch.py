@@ -20,6 +20,10 @@ from tests.support import ROOT, details, error_info, eventually
 
 start_gateway = overload_support.start_gateway
 README = ROOT / "README.md"
+#: Tests whose batches end at their deadline answer it with a margin that a 2-core machine
+#: shared with other work keeps (the default 5 ms is about the edge, tests/integration/
+#: test_deadlines.py; here the batch's answer must beat the client's deadline).
+BUSY_MACHINE_MARGIN = {"deadline_margin_seconds": 0.1}
 MISSING = "arn:aws:personalize:us-east-1:000000000000:campaign/does-not-exist"
 
 
@@ -123,8 +127,7 @@ async def test_the_batch_deadline_bounds_every_entry_and_hits_cost_no_upstream_c
 ) -> None:
     from gateway import metrics
 
-    # A margin that a busy 2-core machine keeps: the entry's timeout answer must beat 1 s.
-    _, stubs = await start_gateway(upstream={"deadline_margin_seconds": 0.1})
+    _, stubs = await start_gateway(upstream=BUSY_MACHINE_MARGIN)
     stub = batch_stub(stubs)
     warm = batch_pb2.BatchGetRecommendationsRequest(requests=[recs("u1"), recs("u2")])
     await stub.BatchGetRecommendations(warm, timeout=10)
@@ -178,7 +181,9 @@ async def test_under_three_times_overload_every_entry_is_answered(
     start_gateway: GatewayStarter, emulator: Any
 ) -> None:
     # 20 tokens/s for a 3 s batch deadline: about 60 entries fit, 180 are offered.
-    _, stubs = await start_gateway(limits={"resources": {DEMO: {"rate": 20, "burst": 5}}})
+    _, stubs = await start_gateway(
+        limits={"resources": {DEMO: {"rate": 20, "burst": 5}}}, upstream=BUSY_MACHINE_MARGIN
+    )
     requests = [recommendations(i) for i in range(180)]
     reply = await batch_stub(stubs).BatchGetRecommendations(
         batch_pb2.BatchGetRecommendationsRequest(requests=requests), timeout=3
@@ -199,7 +204,8 @@ async def test_a_big_batch_does_not_delay_interactive_calls_when_tokens_are_scar
     start_gateway: GatewayStarter, emulator: Any
 ) -> None:
     gateway, stubs = await start_gateway(
-        limits={"resources": {DEMO: {"rate": 20, "burst": 1}}, "standing_queue_seconds": 60}
+        limits={"resources": {DEMO: {"rate": 20, "burst": 1}}, "standing_queue_seconds": 60},
+        upstream=BUSY_MACHINE_MARGIN,
     )
     batch = asyncio.ensure_future(
         batch_stub(stubs).BatchGetRecommendations(
@@ -228,7 +234,8 @@ async def test_two_concurrent_batches_share_scarce_tokens_fairly(
 ) -> None:
     # 20 tokens/s for 4 s: about 80 of the 400 entries can be served.
     gateway, stubs = await start_gateway(
-        limits={"resources": {DEMO: {"rate": 20, "burst": 1}}, "standing_queue_seconds": 60}
+        limits={"resources": {DEMO: {"rate": 20, "burst": 1}}, "standing_queue_seconds": 60},
+        upstream=BUSY_MACHINE_MARGIN,
     )
 
     def batch(first: int) -> Any:
