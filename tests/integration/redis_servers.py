@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.supervisor import free_port
 from tests.support import eventually
@@ -22,15 +23,18 @@ from tests.support import eventually
 class Node:
     """One redis-server process of this test (stopped with the test)."""
 
-    def __init__(self, directory: Path, port: int, *args: str) -> None:
+    def __init__(self, directory: Path, port: int, *args: str, port_option: str = "--port") -> None:
         self.port = port
         self.directory = directory
         self.args = args
+        #: "--tls-port" for a TLS-only node (its args then carry "--port 0").
+        self.port_option = port_option
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        command = ["redis-server", *self.args, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command = ["redis-server", *self.args, self.port_option, str(self.port)]
+        command += ["--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=log)
@@ -103,7 +107,7 @@ async def cluster(directory: Path) -> AsyncIterator[list[Node]]:
             client = Redis(host="127.0.0.1", port=ns[0].port)
             try:
                 info = await client.cluster("INFO")
-            except OSError:
+            except (OSError, RedisError):
                 return False
             else:
                 state = info.get("cluster_state") if isinstance(info, dict) else None
@@ -138,6 +142,31 @@ def _sentinel_conf(directory: Path, master_port: int) -> Path:
         "sentinel down-after-milliseconds mymaster 2000\n"
     )
     return conf
+
+
+def tls_node(directory: Path, password: str) -> Node:
+    """A TLS-only node (certificates from a fresh CA in `directory`: ca.crt) whose only
+    user is the ACL user `mlgw` with `password`."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+            "-subj", "/CN=mlgw-test-ca")  # fmt: skip
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1",
+            "-extfile", "san.ext")  # fmt: skip
+    conf = directory / "redis.conf"
+    conf.write_text(
+        f"user default off\nuser mlgw on >{password} ~* &* +@all\n"
+        f"tls-cert-file {directory / 'server.crt'}\ntls-key-file {directory / 'server.key'}\n"
+        f"tls-ca-cert-file {directory / 'ca.crt'}\ntls-auth-clients no\n"
+    )
+    return Node(directory / "data", free_port(), str(conf), "--port", "0", port_option="--tls-port")
 
 
 class Proxy:

@@ -20,7 +20,7 @@ from gateway.pipeline.global_limits import open_shared_buckets
 from gateway.pipeline.shared import SharedTier
 from gateway.redis import open_redis
 from tests.integration.cache_support import answer, recs
-from tests.integration.redis_servers import Node, cluster, sentinel
+from tests.integration.redis_servers import Node, cluster, sentinel, tls_node
 from tests.integration.replica_support import replica_config, replicas, upstream_calls
 from tests.support import eventually
 
@@ -50,6 +50,9 @@ async def test_replicas_on_a_redis_cluster_share_hits_leases_and_limits(
             assert upstream_calls(emulator) - before == 1  # the lease, across the cluster
             _, meta = await answer(a.runtime.GetRecommendations(recs("shared")))
             assert meta["mlgw-cache"] == "miss"
+            # That upstream call took its token from a bucket kept in the cluster (a bucket
+            # key lives until the bucket is full again: about a second).
+            assert await keys_on(masters, "mlgw:c:limits:*")
 
             async def stored() -> bool:
                 values = await keys_on(masters, "mlgw:c:cache:*")
@@ -58,8 +61,6 @@ async def test_replicas_on_a_redis_cluster_share_hits_leases_and_limits(
             await eventually(stored)
             _, meta = await answer(b.runtime.GetRecommendations(recs("shared")))
             assert (meta["mlgw-cache"], meta["mlgw-cache-tier"]) == ("hit", "shared")
-        # Every upstream call took its token from a bucket kept in the cluster.
-        assert await keys_on(masters, "mlgw:c:limits:*")
         for log in ("r0", "r1"):
             assert "unavailable" not in (tmp_path / f"{log}.log").read_text()
 
@@ -112,3 +113,36 @@ async def test_the_client_finds_the_master_through_sentinel(tmp_path: Path) -> N
         taken = await buckets.take("mlgw:sentinel:bucket", 0.1, 2.0, 1)
         assert taken is not None
         assert taken[0] == 1
+
+
+async def test_tls_with_an_acl_user_and_a_password_file(tmp_path: Path) -> None:
+    node = tls_node(tmp_path / "tls", "s3cret-pass")
+    (tmp_path / "password").write_text("s3cret-pass\n")  # a mounted Secret's file
+    (tmp_path / "wrong").write_text("not-it\n")
+    node.start()
+    try:
+        for password_file, works in (("password", True), ("wrong", False)):
+            async with AsyncExitStack() as stack:
+                cfg = RedisConfig(
+                    url=f"rediss://mlgw@127.0.0.1:{node.port}/0",
+                    password_file=str(tmp_path / password_file),
+                    tls_ca_file=str(tmp_path / "tls" / "ca.crt"),
+                    timeout_seconds=0.5,
+                    # A TLS handshake takes longer than a plain connect (docs/operations.md).
+                    connect_timeout_seconds=2.0,
+                )
+                client = await open_redis(cfg, stack)
+                assert client is not None
+                shared = SharedTier(client, cfg, "mlgw:tls:")
+                stack.push_async_callback(shared.aclose)
+                shared.put(b"k", 4.0, b"answer", keep_seconds=30)
+
+                await eventually(lambda tier=shared: _settled(tier), within=10)
+                assert (await shared.get(b"k") == (4.0, b"answer")) is works
+                assert shared.link.down is not works  # a refused login: the tier is off
+    finally:
+        node.stop()
+
+
+async def _settled(shared: SharedTier) -> bool:
+    return await shared.get(b"k") is not None or shared.link.down
