@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc
 from redis.asyncio import Redis
 
+from gateway.supervisor import free_port
 from tests.support import GatewayProcess, gateway_process, process_config
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -25,9 +27,20 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 class Replica:
     process: GatewayProcess
     runtime: personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub
+    metrics_port: int = 0
 
     def log(self) -> str:
         return self.process.log.read_text()
+
+    async def metric(self, name: str) -> float:
+        """One unlabelled sample of the replica's /metrics (its own process's registry)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            text = await response.text()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} not exposed")
 
 
 def replica_config(
@@ -44,19 +57,20 @@ def replica_config(
 
 @asynccontextmanager
 async def replicas(
-    tmp_path: Path, configs: Sequence[str], stack: AsyncExitStack | None = None
+    tmp_path: Path, configs: Sequence[str], *, metrics: bool = False
 ) -> AsyncIterator[list[Replica]]:
-    """Start one `gateway serve` process per config (in parallel), each with a channel."""
-    async with AsyncExitStack() as own:
-        stack = stack or own
+    """Start one `gateway serve` process per config (in parallel), each with a channel
+    (and its Prometheus endpoint on a free port when `metrics`)."""
+    async with AsyncExitStack() as stack:
 
         async def start(i: int, config_toml: str) -> Replica:
+            port = free_port() if metrics else 0
             process = await stack.enter_async_context(
-                gateway_process(config_toml, tmp_path, "--metrics-port", "0", name=f"r{i}")
+                gateway_process(config_toml, tmp_path, "--metrics-port", str(port), name=f"r{i}")
             )
             channel = await stack.enter_async_context(grpc.aio.insecure_channel(process.target))
             stub = personalize_runtime_pb2_grpc.PersonalizeRuntimeServiceStub(channel)
-            return Replica(process, stub)
+            return Replica(process, stub, port)
 
         yield list(await asyncio.gather(*(start(i, c) for i, c in enumerate(configs))))
 
