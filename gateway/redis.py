@@ -167,6 +167,8 @@ class Link:
         self._down_until = 0.0
         self.down = False
         self.in_flight = 0
+        #: When Redis last answered a command (this link's clock).
+        self.answered_at = float("-inf")
         self._tasks: set[asyncio.Task[Any]] = set()
         if down_gauge is not None:
             down_gauge.set(0)
@@ -177,6 +179,11 @@ class Link:
 
     def has_capacity(self) -> bool:
         return self.in_flight < self._capacity
+
+    def answering(self, within: float = 1.0) -> bool:
+        """Redis answered a command in the last `within` seconds: a slow reply now is more
+        likely this process being busy than Redis being gone."""
+        return self._clock() - self.answered_at < within
 
     async def run(self, command: Callable[[], Awaitable[T]]) -> T | None:
         """The command's result, or None when it failed (Redis is then judged) or was not
@@ -240,6 +247,7 @@ class Link:
             return _FAILED  # type: ignore[no-any-return]
         finally:
             self.in_flight -= 1
+        self.answered_at = self._clock()
         if self.down:
             self.down = False
             if self._gauge is not None:

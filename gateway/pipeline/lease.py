@@ -50,66 +50,77 @@ class Lease:
         self.cfg = cfg
 
     def wrap(self, op: Operation, inner: Handler) -> Handler:
-        shared = self.shared
-        cfg = self.cfg
-        if shared is None or not cfg.enabled or not cfg.across_replicas:
+        if self.shared is None or not self.cfg.enabled or not self.cfg.across_replicas:
             return inner
         if op.cache is None or not op.idempotent:
             return inner
-        key_of = request_key(op)
-        ttl_of = _ttl_function(self.cache, op)
+        return _OpLease(self.shared, self.cache, self.cfg, op, inner).leased
 
-        async def hold(call: Call, key: bytes, token: bytes) -> Message:
-            try:
-                return await inner(call)
-            except BaseException:
-                shared.release(key, token)
-                raise
 
-        def answer(call: Call, found: Found) -> Message | None:
-            try:
-                message = op.response.FromString(found[1])
-            except DecodeError:
-                return None
+class _OpLease:
+    """The per-operation part of the stage: its key, TTL policy and the lease protocol."""
+
+    def __init__(
+        self,
+        shared: SharedTier,
+        cache: CacheConfig,
+        cfg: CoalesceConfig,
+        op: Operation,
+        inner: Handler,
+    ) -> None:
+        self.shared = shared
+        self.cfg = cfg
+        self.op = op
+        self.inner = inner
+        self.key_of = request_key(op)
+        self.ttl_of = _ttl_function(cache, op)
+
+    async def leased(self, call: Call) -> Message:
+        if cc.HEADER in call.metadata or self.ttl_of(call) <= 0:
+            return await self.inner(call)  # the cache would not store it: nothing to wait for
+        key = self.key_of(call.request)
+        token = os.urandom(16)
+        outcome = await self._lease_or_answer(call, key, token)
+        if isinstance(outcome, Message):
             call.reply_metadata.append(_WAITED)
-            return message
+            return outcome
+        if not outcome:
+            return await self.inner(call)  # no lease: Redis slow or gone, or out of time
+        try:
+            return await self.inner(call)
+        except BaseException:
+            self.shared.release(key, token)  # a waiter takes over at once
+            raise
 
-        async def leased(call: Call) -> Message:
-            if cc.HEADER in call.metadata or ttl_of(call) <= 0:
-                return await inner(call)
-            key = key_of(call.request)
-            token = os.urandom(16)
-            loop = asyncio.get_running_loop()
-            give_up = call.deadline - cfg.lease_fallback_seconds
-            delay = cfg.lease_poll_seconds
-            acquiring = True  # take the lease, else poll until it is free or filled
-            while True:
-                wait = min(shared.lease_wait, give_up - loop.time())
-                if wait <= 0:
-                    break
-                if acquiring:
-                    seconds = min(cfg.lease_max_seconds, call.remaining())
-                    seen = await shared.acquire(key, token, seconds, wait)
-                else:
-                    seen = await shared.peek(key, wait)
-                if seen is None:
-                    break  # Redis slow or unavailable: this replica asks for itself
-                found, flag = seen
-                if found is not None:
-                    message = answer(call, found)
-                    if message is None:
-                        break
-                    return message
-                if acquiring and flag:
-                    return await hold(call, key, token)
-                # Taken by another: poll. Polled and free (its holder failed or died): take it.
-                acquiring = not acquiring and not flag
-                if not acquiring:
-                    left = give_up - loop.time()
-                    if left <= 0:
-                        break
-                    await asyncio.sleep(min(delay, left))
-                    delay = min(delay * 1.5, _MAX_POLL_SECONDS)
-            return await inner(call)
+    async def _lease_or_answer(self, call: Call, key: bytes, token: bytes) -> Message | bool:
+        """Take the lease (True), or wait for the holder's answer (the message); False when
+        this caller should ask the upstream without a lease."""
+        loop = asyncio.get_running_loop()
+        give_up = call.deadline - self.cfg.lease_fallback_seconds
+        delay = self.cfg.lease_poll_seconds
+        acquiring = True  # take the lease, else poll until it is free or filled
+        while (wait := min(self.shared.lease_wait, give_up - loop.time())) > 0:
+            if acquiring:
+                seconds = min(self.cfg.lease_max_seconds, call.remaining())
+                seen = await self.shared.acquire(key, token, seconds, wait)
+            else:
+                seen = await self.shared.peek(key, wait)
+            if seen is None:
+                return False
+            found, flag = seen
+            if found is not None:
+                return self._decoded(found) or False
+            if acquiring and flag:
+                return True
+            # Taken by another: poll. Polled and free (its holder failed or died): take it.
+            acquiring = not acquiring and not flag
+            if not acquiring:
+                await asyncio.sleep(min(delay, max(0.0, give_up - loop.time())))
+                delay = min(delay * 1.5, _MAX_POLL_SECONDS)
+        return False
 
-        return leased
+    def _decoded(self, found: Found) -> Message | None:
+        try:
+            return self.op.response.FromString(found[1])
+        except DecodeError:
+            return None

@@ -78,10 +78,8 @@ class SharedTier:
         self._client = client
         self._cluster = cfg.cluster
         self._timeout = cfg.timeout_seconds
-        #: The longest a lease command waits (each caller's deadline bounds it further):
-        #: longer than a lookup, as the alternative is an upstream call, yet a hung Redis
-        #: must not add more than this to a miss before it is judged.
-        self.lease_wait = min(cfg.unresponsive_seconds, max(5 * cfg.timeout_seconds, 0.05))
+        self._unresponsive = cfg.unresponsive_seconds
+        self._lease_wait_cold = min(cfg.unresponsive_seconds, max(5 * cfg.timeout_seconds, 0.05))
         self._prefix = prefix.encode()
         self._clock = clock
         self.link = Link(
@@ -113,6 +111,16 @@ class SharedTier:
     @staticmethod
     def lease_key(redis_key: bytes) -> bytes:
         return redis_key + b":lease"
+
+    @property
+    def lease_wait(self) -> float:
+        """The longest a lease command waits (each caller's deadline bounds it further).
+
+        Longer than a lookup: the alternative is an upstream call. While Redis has been
+        answering, up to `unresponsive_seconds` (a slow reply then means a busy loop, and
+        the verdict on Redis comes at that bound anyway); otherwise (at start, or Redis
+        silent) 5 lookups' worth, at least 50 ms, so a hung Redis adds little to a miss."""
+        return self._unresponsive if self.link.answering() else self._lease_wait_cold
 
     @property
     def available(self) -> bool:

@@ -39,13 +39,13 @@ from typing import Any
 import grpc
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2_grpc as rt_grpc
-from redis.asyncio import Redis
 
 from gateway.emulator import Emulator
 from gateway.emulator.config import parse_config
 from tests.bench import h2load
 from tests.bench.bench_gateway import METHOD_PATH, cpu_seconds
 from tests.integration.overload_support import DEMO, Outcome, call, open_loop, recommendations
+from tests.integration.replica_support import delete_prefix
 from tests.support import PROCESS_CREDENTIALS, GatewayProcess, gateway_process, process_config
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -256,11 +256,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["overload_kill"] = await overload_kill(emulator, Path(tmp), prefix, args)
                 results["hits"] = await hits(emulator, Path(tmp), prefix, args)
             finally:
-                redis = Redis.from_url(REDIS_URL)
-                keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
-                if keys:
-                    await redis.delete(*keys)
-                await redis.aclose()
+                await delete_prefix(prefix)
     print(json.dumps(results, indent=2))
     return results
 

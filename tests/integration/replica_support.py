@@ -82,10 +82,17 @@ async def redis_prefix() -> AsyncIterator[str]:
     try:
         yield prefix
     finally:
-        client = Redis.from_url(REDIS_URL)
+        await delete_prefix(prefix)
+
+
+async def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    """Delete every key under `prefix` (a test's or a benchmark's own)."""
+    client = Redis.from_url(url)
+    try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
         if keys:
             await client.delete(*keys)
+    finally:
         await client.aclose()
 
 

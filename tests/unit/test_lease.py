@@ -23,6 +23,7 @@ from gateway.pipeline.call import Call, Handler, compose
 from gateway.pipeline.lease import Lease
 from gateway.pipeline.shared import SharedTier
 from gateway.redis import open_redis
+from tests.integration.replica_support import delete_prefix
 
 RECS = next(op for op in OPERATIONS if op.name == "GetRecommendations")
 ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/demo"
@@ -54,12 +55,7 @@ class Upstream:
 async def prefix() -> AsyncIterator[str]:
     prefix = f"mlgw:test:{uuid.uuid4().hex}:"
     yield prefix
-    client = await open_redis(RedisConfig(url=REDIS_URL), AsyncExitStack())
-    assert client is not None
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_prefix(prefix)
 
 
 async def replica(
