@@ -28,6 +28,7 @@ import os
 
 from google.protobuf.message import DecodeError, Message
 
+from gateway import metrics
 from gateway.cache_config import CacheConfig, CoalesceConfig
 from gateway.operations import Operation
 from gateway.pipeline import cachecontrol as cc
@@ -74,6 +75,7 @@ class _OpLease:
         self.inner = inner
         self.key_of = request_key(op)
         self.ttl_of = _ttl_function(cache, op)
+        self.counted = metrics.cache_metrics(op.name)
 
     async def leased(self, call: Call) -> Message:
         if cc.HEADER in call.metadata or self.ttl_of(call) <= 0:
@@ -82,6 +84,7 @@ class _OpLease:
         token = os.urandom(16)
         outcome = await self._lease_or_answer(call, key, token)
         if isinstance(outcome, Message):
+            self.counted.coalesced += 1  # mlgw_coalesced_requests_total, across replicas
             call.reply_metadata.append(_WAITED)
             return outcome
         if not outcome:

@@ -231,6 +231,7 @@ def test_services_autoscaler_budget_and_policy_select_the_pods(
         assert service["spec"]["ports"][0]["targetPort"] == "grpc"
     hpa = one(rendered, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
     assert hpa["spec"]["minReplicas"] >= 2  # a replica lost still leaves one
     pdb = one(rendered, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -251,7 +252,7 @@ def test_production_pins_a_released_image_in_its_namespace() -> None:
     }
     config = gateway_config(objects)
     assert config.redis.url.startswith("rediss://")
-    assert config.limits.replicas == one(objects, "Deployment")["spec"]["replicas"]
+    assert config.limits.replicas == one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
 
 
 # -- Envoy -----------------------------------------------------------------------------------
