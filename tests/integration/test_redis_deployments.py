@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.cache_config import RedisConfig
+from gateway.jobs.redis_store import RedisStore
 from gateway.limits_config import LimitsConfig
 from gateway.pipeline.global_limits import open_shared_buckets
 from gateway.pipeline.shared import SharedTier
@@ -23,6 +24,15 @@ from tests.integration.cache_support import answer, recs
 from tests.integration.redis_servers import Node, cluster, sentinel, tls_node
 from tests.integration.replica_support import replica_config, replicas, upstream_calls
 from tests.support import eventually
+from tests.unit import test_jobs_store as job_store
+
+JOB_STORE_CONTRACT = (
+    job_store.test_a_request_id_names_one_operation,
+    job_store.test_queue_order_and_compare_and_set,
+    job_store.test_purge_forgets_only_finished_operations_past_retention,
+    job_store.test_a_lease_has_one_holder_until_it_expires,
+    job_store.test_pages_filter_by_backend_and_state,
+)
 
 
 async def keys_on(nodes: list[Node], pattern: str) -> list[bytes]:
@@ -65,7 +75,9 @@ async def test_replicas_on_a_redis_cluster_share_hits_leases_and_limits(
             assert "unavailable" not in (tmp_path / f"{log}.log").read_text()
 
 
-async def test_the_lease_and_its_value_share_a_hash_slot(tmp_path: Path) -> None:
+async def test_every_script_keeps_to_one_hash_slot(tmp_path: Path) -> None:
+    """On a real cluster: a cache key and its lease, a bucket, and the job store's
+    operations, queue and leases (its scripts touch several keys: one hash tag)."""
     async with cluster(tmp_path / "cluster") as masters, AsyncExitStack() as stack:
         cfg = RedisConfig(url=f"redis://127.0.0.1:{masters[0].port}", cluster=True)
         client = await open_redis(cfg, stack)
@@ -84,6 +96,12 @@ async def test_the_lease_and_its_value_share_a_hash_slot(tmp_path: Path) -> None
             3,
             pytest.approx(0.1, abs=0.02),
         )
+        for contract in JOB_STORE_CONTRACT:  # the promises both job stores keep, here too
+            store = await RedisStore.open(cfg, 2.0, f"mlgw:slot:jobs:{contract.__name__}:")
+            try:
+                await contract(store)
+            finally:
+                await store.aclose()
 
 
 async def test_the_client_finds_the_master_through_sentinel(tmp_path: Path) -> None:
