@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.supervisor import free_port
+from tests.certs import write_server_certificates
 from tests.support import eventually
 
 
@@ -149,17 +150,7 @@ def tls_node(directory: Path, password: str) -> Node:
     user is the ACL user `mlgw` with `password`."""
     directory.mkdir(parents=True, exist_ok=True)
 
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-            "-subj", "/CN=mlgw-test-ca")  # fmt: skip
-    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "1",
-            "-extfile", "san.ext")  # fmt: skip
+    write_server_certificates(directory)
     conf = directory / "redis.conf"
     conf.write_text(
         f"user default off\nuser mlgw on >{password} ~* &* +@all\n"
