@@ -1,0 +1,206 @@
+"""Adversarial request bodies for every operation, derived from its descriptor.
+
+Each operation's valid request (tests/integration/requests.py) is the starting point; every
+field it has (top level, and inside the messages the valid request sets) gets the values an
+attacker tries: invalid UTF-8, strings far over their limit, 10,000-entry lists and maps,
+open enum numbers, out-of-range integers, timestamps and floats, other accounts' ARNs.
+Nothing here is hand-written per operation, so a new row of the operation table is covered
+as soon as it has a valid request.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from functools import cache
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from tests.integration.requests import VALID
+
+#: Eight bytes that are not UTF-8 (a lone continuation, an overlong form, a truncated
+#: sequence, a surrogate), swapped in for a same-length marker after serialisation so every
+#: enclosing length prefix stays right: the body decodes up to the string.
+INVALID_UTF8 = b"\xff\xc0\xaf\xe2\x28\xed\xa0\x80"
+_MARKER = "\x01MARKER\x01"
+_MARKER_BYTES = _MARKER.encode()
+assert len(_MARKER_BYTES) == len(INVALID_UTF8)
+
+#: The most entries a generated list or map gets: the issue's 10,000-item lists.
+MANY = 10_000
+OTHER_ACCOUNT = "arn:aws:personalize:us-east-1:999999999999:campaign/not-yours"
+STRINGS = (
+    "",
+    "\x00",
+    "a" * 100_000,
+    "\u202e\ufeff\U0001f600",
+    "../../etc/passwd",
+    "%s%n{0}${jndi:ldap://x}",
+    OTHER_ACCOUNT,
+    "arn:aws-cn:bedrock:cn-north-1:111111111111:model-invocation-job/x",
+    "arn:aws:iam::999999999999:role/admin",
+)
+INTEGERS = (-1, 0, 2**31 - 1, -(2**31))
+INTEGERS_64 = (2**63 - 1, -(2**63))
+FLOATS = (float("nan"), float("inf"), -float("inf"), -1.0, 1e308)
+ENUMS = (12345, -1, 2**31 - 1)
+TIMESTAMPS = ((2**62, 0), (-(2**62), 0), (0, -1), (0, 10**9), (253_402_300_800, 0))
+
+
+def seed_bodies(operation: str) -> list[bytes]:
+    """The valid body first, then every adversarial variant (deduplicated, in order)."""
+    return list(dict.fromkeys(_bodies(operation)))
+
+
+@cache
+def _bodies(operation: str) -> tuple[bytes, ...]:
+    valid = VALID[operation]
+    return (valid.SerializeToString(), *(_serialize(m) for m in variants(valid)))
+
+
+def variants(valid: Message) -> Iterator[Message]:
+    """Copies of `valid` with one field (at any depth it sets) given a hostile value."""
+    yield type(valid)()  # every field unset
+    for path in _field_paths(valid):
+        for mutate in _mutations(path[-1]):
+            copy = type(valid)()
+            copy.CopyFrom(valid)
+            mutate(_parent(copy, path))
+            yield copy
+
+
+def _field_paths(message: Message, prefix: tuple[FieldDescriptor, ...] = ()) -> Iterator[tuple[FieldDescriptor, ...]]:
+    for fd in message.DESCRIPTOR.fields:
+        yield (*prefix, fd)
+        if _singular_message(fd) and message.HasField(fd.name) and len(prefix) < 3:
+            yield from _field_paths(getattr(message, fd.name), (*prefix, fd))
+
+
+def _parent(message: Message, path: tuple[FieldDescriptor, ...]) -> tuple[Message, FieldDescriptor]:
+    for fd in path[:-1]:
+        message = getattr(message, fd.name)
+    return message, path[-1]  # type: ignore[return-value]
+
+
+def _singular_message(fd: FieldDescriptor) -> bool:
+    return fd.message_type is not None and not fd.is_repeated
+
+
+def _is_map(fd: FieldDescriptor) -> bool:
+    return fd.message_type is not None and fd.message_type.GetOptions().map_entry
+
+
+Mutation = "Callable[[tuple[Message, FieldDescriptor]], None]"
+
+
+def _mutations(fd: FieldDescriptor) -> list[object]:
+    """Setters of one hostile value each for field `fd` (called with (parent, fd))."""
+    name = fd.name
+    if _is_map(fd):
+        key_fd = fd.message_type.fields_by_name["key"]
+        value_fd = fd.message_type.fields_by_name["value"]
+        return [
+            lambda pf, n=MANY: _fill_map(pf[0], name, value_fd, n),
+            lambda pf: _fill_map(pf[0], name, value_fd, 1, key=_MARKER),
+            lambda pf: _fill_map(pf[0], name, value_fd, 1, key="k" * 100_000),
+        ] if key_fd.type == FieldDescriptor.TYPE_STRING else []
+    if fd.is_repeated:
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            return [
+                lambda pf: getattr(pf[0], name).extend(f"i{i}" for i in range(MANY)),
+                lambda pf: getattr(pf[0], name).extend([_MARKER]),
+                lambda pf: getattr(pf[0], name).extend(["x" * 100_000]),
+            ]
+        if fd.message_type is not None:
+            return [lambda pf: [getattr(pf[0], name).add() for _ in range(MANY)]]
+        if fd.type == FieldDescriptor.TYPE_ENUM:
+            return [lambda pf: getattr(pf[0], name).extend(ENUMS)]
+        return []
+    if fd.type == FieldDescriptor.TYPE_STRING:
+        return [lambda pf, v=v: setattr(pf[0], name, v) for v in (*STRINGS, _MARKER)]
+    if fd.type == FieldDescriptor.TYPE_ENUM:
+        return [lambda pf, v=v: setattr(pf[0], name, v) for v in ENUMS]
+    if fd.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
+        return [lambda pf, v=v: setattr(pf[0], name, v) for v in INTEGERS]
+    if fd.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
+        return [lambda pf, v=v: setattr(pf[0], name, v) for v in (*INTEGERS, *INTEGERS_64)]
+    if fd.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+        return [lambda pf, v=v: setattr(pf[0], name, v) for v in FLOATS]
+    if fd.message_type is not None and fd.message_type.full_name == "google.protobuf.Timestamp":
+        return [
+            lambda pf, s=s, n=n: getattr(pf[0], name).MergeFrom(_timestamp(s, n))
+            for s, n in TIMESTAMPS
+        ]
+    if fd.message_type is not None:
+        return [lambda pf: getattr(pf[0], name).SetInParent()]  # present but empty
+    return []
+
+
+def _fill_map(message: Message, name: str, value_fd: FieldDescriptor, count: int, key: str = "") -> None:
+    target = getattr(message, name)
+    for i in range(count):
+        k = key or f"k{i}"
+        if value_fd.message_type is not None:
+            target[k].SetInParent()
+        elif value_fd.type == FieldDescriptor.TYPE_STRING:
+            target[k] = "v"
+        else:
+            target[k] = 1
+
+
+def _timestamp(seconds: int, nanos: int) -> Message:
+    from google.protobuf import timestamp_pb2
+
+    ts = timestamp_pb2.Timestamp()
+    # Set through the wire form: the Python class refuses nothing, but say so plainly.
+    ts.seconds, ts.nanos = seconds, nanos
+    return ts
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString().replace(_MARKER_BYTES, INVALID_UTF8)
+
+
+def mutate_bytes(body: bytes, rnd: random.Random) -> bytes:
+    """A few random byte flips, inserts and deletes: bodies that break the wire format."""
+    out = bytearray(body)
+    for _ in range(rnd.randint(1, 6)):
+        choice = rnd.random()
+        if out and choice < 0.4:
+            out[rnd.randrange(len(out))] = rnd.randrange(256)
+        elif out and choice < 0.6:
+            del out[rnd.randrange(len(out))]
+        elif choice < 0.9:
+            out.insert(rnd.randrange(len(out) + 1), rnd.randrange(256))
+        else:
+            out[rnd.randrange(len(out) + 1) :] = b""  # truncated
+    return bytes(out)
+
+
+def raw_bodies() -> list[bytes]:
+    """Bodies that are not any request: wire-format edge cases."""
+    deep = b""
+    for _ in range(200):  # nested unknown length-delimited fields, deeper than the parser's limit
+        deep = b"\x7a" + _varint(len(deep)) + deep
+    return [
+        b"\xff" * 64,
+        b"\x0a\xff\xff\xff\xff\x0f",  # a length far past the end
+        b"\x08" + b"\xff" * 10 + b"\x01",  # an 11-byte varint
+        b"\x0b" * 1000,  # start-group tags without ends
+        b"\x07",  # wire type 7 does not exist
+        deep,
+        bytes(range(256)),
+    ]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
