@@ -9,10 +9,11 @@ enum, list and map sizes) plus the operation row's cross-field rules, in three p
   its limit is handed on as an `OversizedRequest`, never parsed in full.
 - `Precheck`, first in the pipeline: what costs O(1) per field on the proto message itself
   (list and map counts, string lengths against the model's maxima, enum numbers the model
-  has no string for, timestamps outside what a datetime can hold). It does not enter a container that is too large, and a request that
-  weighs more than `SMALL_REQUEST_WEIGHT` entries and characters is rejected with these
-  violations alone, before the cache key, the conversion to botocore parameters or any
-  per-entry pattern check spends time on it (each linear in the entries).
+  has no string for, timestamps outside what a datetime can hold). It does not enter a
+  container that is too large, and a request that weighs more than `SMALL_REQUEST_WEIGHT`
+  entries and characters is rejected with these violations alone, before the cache key,
+  the conversion to botocore parameters or any per-entry pattern check spends time on it
+  (each linear in the entries).
 - `Validate`, after the cache: every rule, every violation reported at once.
 
 Violations are named by their proto field path, as google.rpc.BadRequest, one entry per

@@ -6,10 +6,12 @@ Inputs, in order: for every row of the operation table, its valid request and ev
 variant of tests/fuzz/seeds.py (invalid UTF-8, 10,000-entry lists and maps, strings far
 over their limits, open enum values, other accounts' ARNs, out-of-range numbers and
 timestamps) and wire-format garbage; the same garbage for the gateway-native job RPCs;
-then random byte mutations of all of them until the count is reached. Each input carries
-one of the metadata variants (grpc refuses to send header values outside printable
-ASCII, and its server transport refuses them too, so those are not sent; floods of keys just under grpc's metadata limit, hostile
-`cache-control`, `mlgw-priority` and request ids).
+then, until the count is reached, half random combinations of up to three hostile values
+(bodies that decode and meet every stage), half random byte mutations of the above.
+Each input carries one of the metadata variants: floods of keys just under grpc's
+metadata limit, hostile `cache-control`, `mlgw-priority` and request ids (grpc refuses to
+send header values outside printable ASCII, and its server transport refuses them too,
+so none is sent).
 
 Every answer must be clear: OK, or a status other than UNKNOWN/INTERNAL with exactly one
 ErrorInfo, within the per-call timeout (a hang shows as a client-side DEADLINE_EXCEEDED,
@@ -36,7 +38,7 @@ from google.longrunning import operations_pb2
 from mlgw.jobs.v1 import jobs_pb2
 
 from gateway.operations import OPERATIONS
-from tests.fuzz.seeds import mutate_bytes, raw_bodies, seed_bodies
+from tests.fuzz.seeds import mutate_bytes, random_variant, raw_bodies, seed_bodies
 from tests.fuzz.targets import FORBIDDEN_CODES, count_error_infos, status_from_trailers
 
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -77,7 +79,9 @@ def inputs(count: int, seed: int = 1) -> Iterator[Input]:
     rnd = random.Random(seed)
     base: list[tuple[str, bytes, str]] = []
     for op in OPERATIONS:
-        base += [(op.full_method, body, f"{op.name}#{n}") for n, body in enumerate(seed_bodies(op.name))]
+        base += [
+            (op.full_method, body, f"{op.name}#{n}") for n, body in enumerate(seed_bodies(op.name))
+        ]
         base += [(op.full_method, body, f"{op.name}/raw{n}") for n, body in enumerate(raw_bodies())]
     for method in _job_methods():
         base += [(method, body, f"{method}/raw{n}") for n, body in enumerate(raw_bodies())]
@@ -90,8 +94,13 @@ def inputs(count: int, seed: int = 1) -> Iterator[Input]:
         yield Input(method, body, next(metadata), label)
         produced += 1
     while produced < count:
-        method, body, label = rnd.choice(base)
-        yield Input(method, mutate_bytes(body, rnd), rnd.choice(METADATA), f"{label}~{produced}")
+        if rnd.random() < 0.5:  # a combination of hostile values: decodes, reaches the stages
+            op = rnd.choice(OPERATIONS)
+            method, body, label = op.full_method, random_variant(op.name, rnd), op.name
+        else:  # a broken wire format
+            method, body, label = rnd.choice(base)
+            body = mutate_bytes(body, rnd)
+        yield Input(method, body, rnd.choice(METADATA), f"{label}~{produced}")
         produced += 1
 
 
@@ -114,11 +123,13 @@ class Report:
         return "\n".join([head, *lines, *self.unclear[:20]])
 
 
-async def send(channel: grpc.aio.Channel, item: Input, timeout: float) -> tuple[str, str, str | None]:
+async def send(
+    channel: grpc.aio.Channel, item: Input, call_seconds: float
+) -> tuple[str, str, str | None]:
     """(code, reason, a complaint or None) for one input."""
     call = channel.unary_unary(item.method)  # bytes in, bytes out: no client-side encoding
     try:
-        await call(item.body, metadata=item.metadata, timeout=timeout)
+        await call(item.body, metadata=item.metadata, timeout=call_seconds)
     except grpc.aio.AioRpcError as error:
         status = status_from_trailers(error.trailing_metadata())
         infos = count_error_infos(status)
@@ -141,7 +152,13 @@ def _reason(status: object) -> str:
     return "-"
 
 
-async def fuzz(target: str, items: Sequence[Input] | Iterator[Input], *, concurrency: int = 32, timeout: float = 20.0) -> Report:
+async def fuzz(
+    target: str,
+    items: Sequence[Input] | Iterator[Input],
+    *,
+    concurrency: int = 32,
+    call_seconds: float = 20.0,
+) -> Report:
     """Send every input with `concurrency` calls in flight; the report of every answer."""
     report = Report()
     queue = iter(items)
@@ -150,7 +167,7 @@ async def fuzz(target: str, items: Sequence[Input] | Iterator[Input], *, concurr
 
         async def worker() -> None:
             for item in queue:
-                code, reason, complaint = await send(channel, item, timeout)
+                code, reason, complaint = await send(channel, item, call_seconds)
                 report.answers[(code, reason)] += 1
                 if complaint is not None:
                     report.unclear.append(complaint)

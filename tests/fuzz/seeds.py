@@ -70,7 +70,23 @@ def variants(valid: Message) -> Iterator[Message]:
             yield copy
 
 
-def _field_paths(message: Message, prefix: tuple[FieldDescriptor, ...] = ()) -> Iterator[tuple[FieldDescriptor, ...]]:
+def random_variant(operation: str, rnd: random.Random, at_most: int = 3) -> bytes:
+    """The valid request with up to `at_most` hostile values at random fields: combinations
+    the one-at-a-time variants do not reach, still decodable."""
+    message = type(VALID[operation])()
+    message.CopyFrom(VALID[operation])
+    paths = list(_field_paths(message))
+    for _ in range(rnd.randint(1, at_most)):
+        path = rnd.choice(paths)
+        mutations = _mutations(path[-1])
+        if mutations:
+            rnd.choice(mutations)(_parent(message, path))
+    return _serialize(message)
+
+
+def _field_paths(
+    message: Message, prefix: tuple[FieldDescriptor, ...] = ()
+) -> Iterator[tuple[FieldDescriptor, ...]]:
     for fd in message.DESCRIPTOR.fields:
         yield (*prefix, fd)
         if _singular_message(fd) and message.HasField(fd.name) and len(prefix) < 3:
@@ -100,17 +116,23 @@ def _mutations(fd: FieldDescriptor) -> list[object]:
     if _is_map(fd):
         key_fd = fd.message_type.fields_by_name["key"]
         value_fd = fd.message_type.fields_by_name["value"]
-        return [
-            lambda pf, n=MANY: _fill_map(pf[0], name, value_fd, n),
-            lambda pf: _fill_map(pf[0], name, value_fd, 1, key=_MARKER),
-            lambda pf: _fill_map(pf[0], name, value_fd, 1, key="k" * 100_000),
-        ] if key_fd.type == FieldDescriptor.TYPE_STRING else []
+        return (
+            [
+                lambda pf, n=MANY: _fill_map(pf[0], name, value_fd, n),
+                lambda pf: _fill_map(pf[0], name, value_fd, 1, key=_MARKER),
+                lambda pf: _fill_map(pf[0], name, value_fd, 1, key="k" * 100_000),
+            ]
+            if key_fd.type == FieldDescriptor.TYPE_STRING
+            else []
+        )
     if fd.is_repeated:
         if fd.type == FieldDescriptor.TYPE_STRING:
             return [
                 lambda pf: getattr(pf[0], name).extend(f"i{i}" for i in range(MANY)),
                 lambda pf: getattr(pf[0], name).extend([_MARKER]),
                 lambda pf: getattr(pf[0], name).extend(["x" * 100_000]),
+                # Many entries each breaking a rule: one violation each, unless bounded.
+                lambda pf: getattr(pf[0], name).extend(f"{i}{'y' * 300}" for i in range(500)),
             ]
         if fd.message_type is not None:
             return [lambda pf: [getattr(pf[0], name).add() for _ in range(MANY)]]
@@ -137,7 +159,9 @@ def _mutations(fd: FieldDescriptor) -> list[object]:
     return []
 
 
-def _fill_map(message: Message, name: str, value_fd: FieldDescriptor, count: int, key: str = "") -> None:
+def _fill_map(
+    message: Message, name: str, value_fd: FieldDescriptor, count: int, key: str = ""
+) -> None:
     target = getattr(message, name)
     for i in range(count):
         k = key or f"k{i}"

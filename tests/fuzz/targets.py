@@ -90,9 +90,29 @@ def assert_clear(error: GatewayError) -> None:
     """A caller-facing error: not INTERNAL/UNKNOWN, exactly one ErrorInfo in its details."""
     if error.code in FORBIDDEN_CODES:
         raise AssertionError(f"{error!r} escaped the stages") from error
-    status = status_from_trailers(error.trailing_metadata())
+    trailers = error.trailing_metadata()
+    status = status_from_trailers(trailers)
     if count_error_infos(status) != 1:
         raise AssertionError(f"{error!r}: not exactly one ErrorInfo")
+    size = trailer_size(trailers, error.caller_message)
+    if size > MAX_TRAILER_BYTES:
+        # grpc clients refuse trailers past their metadata limit: the caller would get a
+        # bare RESOURCE_EXHAUSTED instead of this error.
+        raise AssertionError(f"{error!r}: {size} bytes of trailers")
+
+
+#: grpc's default (soft) metadata limit on clients: 8 KiB, counting 32 bytes per entry.
+MAX_TRAILER_BYTES = 8192
+
+
+def trailer_size(trailers: Any, message: str) -> int:
+    """The size grpc counts for an error's trailers: binary values travel as base64 and the
+    status message percent-encoded (at most 3 bytes per byte)."""
+    size = len("grpc-message") + 32 + 3 * len(message.encode())
+    for key, value in trailers or ():
+        encoded = 4 * ((len(value) + 2) // 3) if key.endswith("-bin") else len(value)
+        size += len(key) + encoded + 32
+    return size
 
 
 def status_from_trailers(trailers: Any) -> status_pb2.Status:
