@@ -11,7 +11,7 @@ as soon as it has a valid request.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -107,10 +107,11 @@ def _is_map(fd: FieldDescriptor) -> bool:
     return fd.message_type is not None and fd.message_type.GetOptions().map_entry
 
 
-Mutation = "Callable[[tuple[Message, FieldDescriptor]], None]"
+#: Sets one hostile value on (parent message, field).
+Mutation = Callable[[tuple[Message, FieldDescriptor]], object]
 
 
-def _mutations(fd: FieldDescriptor) -> list[object]:
+def _mutations(fd: FieldDescriptor) -> list[Mutation]:
     """Setters of one hostile value each for field `fd` (called with (parent, fd))."""
     name = fd.name
     if _is_map(fd):
