@@ -13,7 +13,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from functools import cache
+from typing import Any
 
+from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -84,27 +86,21 @@ def random_variant(operation: str, rnd: random.Random, at_most: int = 3) -> byte
     return _serialize(message)
 
 
-def _field_paths(
-    message: Message, prefix: tuple[FieldDescriptor, ...] = ()
-) -> Iterator[tuple[FieldDescriptor, ...]]:
+def _field_paths(message: Message, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     for fd in message.DESCRIPTOR.fields:
         yield (*prefix, fd)
         if _singular_message(fd) and message.HasField(fd.name) and len(prefix) < 3:
             yield from _field_paths(getattr(message, fd.name), (*prefix, fd))
 
 
-def _parent(message: Message, path: tuple[FieldDescriptor, ...]) -> tuple[Message, FieldDescriptor]:
+def _parent(message: Message, path: tuple[Any, ...]) -> tuple[Message, FieldDescriptor]:
     for fd in path[:-1]:
         message = getattr(message, fd.name)
-    return message, path[-1]  # type: ignore[return-value]
+    return message, path[-1]
 
 
-def _singular_message(fd: FieldDescriptor) -> bool:
+def _singular_message(fd: Any) -> bool:
     return fd.message_type is not None and not fd.is_repeated
-
-
-def _is_map(fd: FieldDescriptor) -> bool:
-    return fd.message_type is not None and fd.message_type.GetOptions().map_entry
 
 
 #: Sets one hostile value on (parent message, field).
@@ -114,73 +110,103 @@ Mutation = Callable[[tuple[Message, FieldDescriptor]], object]
 def _mutations(fd: FieldDescriptor) -> list[Mutation]:
     """Setters of one hostile value each for field `fd` (called with (parent, fd))."""
     name = fd.name
-    if _is_map(fd):
-        key_fd = fd.message_type.fields_by_name["key"]
-        value_fd = fd.message_type.fields_by_name["value"]
-        return (
-            [
-                lambda pf, n=MANY: _fill_map(pf[0], name, value_fd, n),
-                lambda pf: _fill_map(pf[0], name, value_fd, 1, key=_MARKER),
-                lambda pf: _fill_map(pf[0], name, value_fd, 1, key="k" * 100_000),
-            ]
-            if key_fd.type == FieldDescriptor.TYPE_STRING
-            else []
-        )
-    if fd.is_repeated:
-        if fd.type == FieldDescriptor.TYPE_STRING:
-            return [
-                lambda pf: getattr(pf[0], name).extend(f"i{i}" for i in range(MANY)),
-                lambda pf: getattr(pf[0], name).extend([_MARKER]),
-                lambda pf: getattr(pf[0], name).extend(["x" * 100_000]),
-                # Many entries each breaking a rule: one violation each, unless bounded.
-                lambda pf: getattr(pf[0], name).extend(f"{i}{'y' * 300}" for i in range(500)),
-            ]
-        if fd.message_type is not None:
-            return [lambda pf: [getattr(pf[0], name).add() for _ in range(MANY)]]
-        if fd.type == FieldDescriptor.TYPE_ENUM:
-            return [lambda pf: getattr(pf[0], name).extend(ENUMS)]
-        return []
-    if fd.type == FieldDescriptor.TYPE_STRING:
-        return [lambda pf, v=v: setattr(pf[0], name, v) for v in (*STRINGS, _MARKER)]
-    if fd.type == FieldDescriptor.TYPE_ENUM:
-        return [lambda pf, v=v: setattr(pf[0], name, v) for v in ENUMS]
-    if fd.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
-        return [lambda pf, v=v: setattr(pf[0], name, v) for v in INTEGERS]
-    if fd.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
-        return [lambda pf, v=v: setattr(pf[0], name, v) for v in (*INTEGERS, *INTEGERS_64)]
-    if fd.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-        return [lambda pf, v=v: setattr(pf[0], name, v) for v in FLOATS]
-    if fd.message_type is not None and fd.message_type.full_name == "google.protobuf.Timestamp":
+    entry = fd.message_type
+    if entry is not None and entry.GetOptions().map_entry:
+        value_fd = entry.fields_by_name["value"]
+        if entry.fields_by_name["key"].type != FieldDescriptor.TYPE_STRING:
+            return []
         return [
-            lambda pf, s=s, n=n: getattr(pf[0], name).MergeFrom(_timestamp(s, n))
-            for s, n in TIMESTAMPS
+            _fill_map(name, value_fd, MANY),
+            _fill_map(name, value_fd, 1, key=_MARKER),
+            _fill_map(name, value_fd, 1, key="k" * 100_000),
         ]
+    if fd.is_repeated:
+        return _repeated_mutations(fd)
+    values: tuple[object, ...] = ()
+    if fd.type == FieldDescriptor.TYPE_STRING:
+        values = (*STRINGS, _MARKER)
+    elif fd.type == FieldDescriptor.TYPE_ENUM:
+        values = ENUMS
+    elif fd.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
+        values = INTEGERS
+    elif fd.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
+        values = (*INTEGERS, *INTEGERS_64)
+    elif fd.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+        values = FLOATS
+    elif entry is not None and entry.full_name == "google.protobuf.Timestamp":
+        return [_merge(name, _timestamp(s, n)) for s, n in TIMESTAMPS]
+    elif entry is not None:
+        return [_merge(name, None)]  # present but empty
+    return [_set(name, v) for v in values]
+
+
+def _repeated_mutations(fd: FieldDescriptor) -> list[Mutation]:
+    name = fd.name
+    if fd.type == FieldDescriptor.TYPE_STRING:
+        return [
+            _extend(name, [f"i{i}" for i in range(MANY)]),
+            _extend(name, [_MARKER]),
+            _extend(name, ["x" * 100_000]),
+            # Many entries each breaking a rule: one violation each, unless bounded.
+            _extend(name, [f"{i}{'y' * 300}" for i in range(500)]),
+        ]
+    if fd.type == FieldDescriptor.TYPE_ENUM:
+        return [_extend(name, list(ENUMS))]
     if fd.message_type is not None:
-        return [lambda pf: getattr(pf[0], name).SetInParent()]  # present but empty
+        return [_add_empty(name, MANY)]
     return []
 
 
-def _fill_map(
-    message: Message, name: str, value_fd: FieldDescriptor, count: int, key: str = ""
-) -> None:
-    target = getattr(message, name)
-    for i in range(count):
-        k = key or f"k{i}"
-        if value_fd.message_type is not None:
-            target[k].SetInParent()
-        elif value_fd.type == FieldDescriptor.TYPE_STRING:
-            target[k] = "v"
-        else:
-            target[k] = 1
+def _set(name: str, value: object) -> Mutation:
+    def apply(target: tuple[Message, FieldDescriptor]) -> None:
+        setattr(target[0], name, value)
+
+    return apply
+
+
+def _extend(name: str, values: list[object]) -> Mutation:
+    def apply(target: tuple[Message, FieldDescriptor]) -> None:
+        getattr(target[0], name).extend(values)
+
+    return apply
+
+
+def _add_empty(name: str, count: int) -> Mutation:
+    def apply(target: tuple[Message, FieldDescriptor]) -> None:
+        container = getattr(target[0], name)
+        for _ in range(count):
+            container.add()
+
+    return apply
+
+
+def _merge(name: str, value: Message | None) -> Mutation:
+    def apply(target: tuple[Message, FieldDescriptor]) -> None:
+        field = getattr(target[0], name)
+        field.SetInParent()
+        if value is not None:
+            field.MergeFrom(value)
+
+    return apply
+
+
+def _fill_map(name: str, value_fd: FieldDescriptor, count: int, key: str = "") -> Mutation:
+    def apply(target: tuple[Message, FieldDescriptor]) -> None:
+        entries = getattr(target[0], name)
+        for i in range(count):
+            k = key or f"k{i}"
+            if value_fd.message_type is not None:
+                entries[k].SetInParent()
+            elif value_fd.type == FieldDescriptor.TYPE_STRING:
+                entries[k] = "v"
+            else:
+                entries[k] = 1
+
+    return apply
 
 
 def _timestamp(seconds: int, nanos: int) -> Message:
-    from google.protobuf import timestamp_pb2
-
-    ts = timestamp_pb2.Timestamp()
-    # Set through the wire form: the Python class refuses nothing, but say so plainly.
-    ts.seconds, ts.nanos = seconds, nanos
-    return ts
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)  # any int64 / int32 is kept
 
 
 def _serialize(message: Message) -> bytes:

@@ -15,9 +15,9 @@ stage's coroutine finishes on its first step, which keeps a fuzz iteration in mi
 from __future__ import annotations
 
 import math
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -61,7 +61,8 @@ class Target:
         return finish(self.pipeline(Call(self.op, request, math.inf)))
 
 
-def finish(coroutine: Coroutine[Any, Any, Message]) -> Message:
+def finish(awaitable: Awaitable[Message]) -> Message:
+    coroutine = cast(Coroutine[Any, Any, Message], awaitable)  # stages are `async def`
     try:
         coroutine.send(None)
     except StopIteration as done:

@@ -77,7 +77,8 @@ def test_a_huge_map_key_gives_an_error_that_fits_in_the_trailers() -> None:
     )
     error = _rejected("GetRecommendations", request.SerializeToString())
     (violation,) = _bad_request(error).field_violations
-    assert violation.field.startswith('filter_values["kkk') and len(violation.field) <= 200
+    assert violation.field.startswith('filter_values["kkk')
+    assert len(violation.field) <= 200
 
 
 def test_hundreds_of_violations_are_bounded_and_counted() -> None:
