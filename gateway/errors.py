@@ -100,13 +100,14 @@ class InvalidRequest(GatewayError):
 
     Field paths name map keys the caller chose and a request can break a rule in every one
     of hundreds of entries, so what the error carries is bounded: each path and description
-    to `MAX_VIOLATION_CHARS`, the violations to `MAX_VIOLATIONS_CHARS` in all (the rest are
-    counted in ErrorInfo's `omittedViolations`). Unbounded, the trailers outgrow grpc's
+    to `MAX_VIOLATION_CHARS`, the violations to `MAX_VIOLATIONS_CHARS` in all, a path counted
+    three times as it is in the message, ErrorInfo and BadRequest (the rest are counted in
+    ErrorInfo's `omittedViolations`). Unbounded, the trailers outgrow grpc's
     metadata limit and the caller gets a bare RESOURCE_EXHAUSTED instead of this error."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
     MAX_VIOLATION_CHARS = 200
-    MAX_VIOLATIONS_CHARS = 2000
+    MAX_VIOLATIONS_CHARS = 3000
 
     def __init__(self, violations: Iterable[FieldViolation]) -> None:
         self.violations = tuple(violations)
@@ -137,12 +138,12 @@ def _bounded_violations(
     violations: Sequence[FieldViolation], each: int, total: int
 ) -> list[FieldViolation]:
     """The first violations, each cut to `each` characters, while they fit in `total`
-    (the first always)."""
+    (the first always; a field path counts three times: message, ErrorInfo, BadRequest)."""
     out: list[FieldViolation] = []
     used = 0
     for v in violations:
         cut = FieldViolation(_cut(v.field, each), _cut(v.description, each))
-        used += len(cut.field) + len(cut.description)
+        used += 3 * len(cut.field) + len(cut.description)
         if out and used > total:
             break
         out.append(cut)

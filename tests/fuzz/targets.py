@@ -108,8 +108,9 @@ MAX_TRAILER_BYTES = 8192
 
 def trailer_size(trailers: Any, message: str) -> int:
     """The size grpc counts for an error's trailers: binary values travel as base64 and the
-    status message percent-encoded (at most 3 bytes per byte)."""
-    size = len("grpc-message") + 32 + 3 * len(message.encode())
+    status message percent-encoded (3 bytes for `%` and each byte outside printable ASCII)."""
+    encoded = sum(3 if b < 0x20 or b > 0x7E or b == 0x25 else 1 for b in message.encode())
+    size = len("grpc-message") + 32 + encoded
     for key, value in trailers or ():
         encoded = 4 * ((len(value) + 2) // 3) if key.endswith("-bin") else len(value)
         size += len(key) + encoded + 32
