@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: setup services run test lint protos check-protos bench clean
+.PHONY: setup services run test lint protos check-protos bench fuzz clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +49,15 @@ protos: $(STAMP)
 bench: setup services
 	$(BIN)/python -m tests.bench.run_all
 
+## Long fuzz runs (README "Fuzzing"): coverage-guided atheris for FUZZ_SECONDS over decoding,
+## validation, the AWS mapping and the cache key, then FUZZ_INPUTS live inputs at a gateway.
+FUZZ_SECONDS ?= 600
+FUZZ_INPUTS ?= 200000
+FUZZ_CORPUS ?= .fuzz-corpus
+fuzz: setup
+	mkdir -p $(FUZZ_CORPUS)
+	$(BIN)/python -m tests.fuzz.atheris_pipeline $(FUZZ_CORPUS) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_CORPUS)/
+	$(BIN)/python -m tests.fuzz.live --inputs $(FUZZ_INPUTS)
+
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .fuzz-corpus

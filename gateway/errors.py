@@ -96,27 +96,62 @@ class GatewayError(Exception):
 
 
 class InvalidRequest(GatewayError):
-    """The request breaks a documented rule; it never reaches the upstream."""
+    """The request breaks a documented rule; it never reaches the upstream.
+
+    Field paths name map keys the caller chose and a request can break a rule in every one
+    of hundreds of entries, so what the error carries is bounded: each path and description
+    to `MAX_VIOLATION_CHARS`, the violations to `MAX_VIOLATIONS_CHARS` in all, a path counted
+    three times as it is in the message, ErrorInfo and BadRequest (the rest are counted in
+    ErrorInfo's `omittedViolations`). Unbounded, the trailers outgrow grpc's
+    metadata limit and the caller gets a bare RESOURCE_EXHAUSTED instead of this error."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+    MAX_VIOLATION_CHARS = 200
+    MAX_VIOLATIONS_CHARS = 3000
 
     def __init__(self, violations: Iterable[FieldViolation]) -> None:
         self.violations = tuple(violations)
-        fields = ", ".join(v.field for v in self.violations)
+        shown = _bounded_violations(
+            self.violations, self.MAX_VIOLATION_CHARS, self.MAX_VIOLATIONS_CHARS
+        )
+        fields = ", ".join(v.field for v in shown)
+        metadata = {"fields": fields}
+        if len(shown) < len(self.violations):
+            metadata["omittedViolations"] = str(len(self.violations) - len(shown))
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
                     field=v.field, description=v.description
                 )
-                for v in self.violations
+                for v in shown
             ]
         )
         super().__init__(
             f"invalid request: {fields}",
             reason="INVALID_REQUEST",
-            metadata={"fields": fields},
+            metadata=metadata,
             extra_details=[bad_request],
         )
+
+
+def _bounded_violations(
+    violations: Sequence[FieldViolation], each: int, total: int
+) -> list[FieldViolation]:
+    """The first violations, each cut to `each` characters, while they fit in `total`
+    (the first always; a field path counts three times: message, ErrorInfo, BadRequest)."""
+    out: list[FieldViolation] = []
+    used = 0
+    for v in violations:
+        cut = FieldViolation(_cut(v.field, each), _cut(v.description, each))
+        used += 3 * len(cut.field) + len(cut.description)
+        if out and used > total:
+            break
+        out.append(cut)
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 class MalformedRequest(GatewayError):

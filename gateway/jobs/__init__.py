@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import grpc
 from google.longrunning import operations_pb2_grpc
@@ -16,7 +17,7 @@ from mlgw.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from gateway.cache_config import RedisConfig
 from gateway.jobs.calls import JobCalls
 from gateway.jobs.service import JobService
-from gateway.jobs.servicers import JobsServicer, OperationsServicer
+from gateway.jobs.servicers import JobsServicer, OperationsServicer, TolerantServer
 from gateway.jobs.store import JobStore, SqliteStore
 from gateway.jobs_config import JobsConfig
 from gateway.operations import Operation
@@ -51,6 +52,8 @@ async def open_job_service(
     service = JobService(cfg, store, JobCalls(pipeline, cfg.upstream_timeout_seconds))
     service.start()
     stack.push_async_callback(service.aclose)
-    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(service), server)
-    jobs_pb2_grpc.add_JobsServiceServicer_to_server(JobsServicer(service), server)
+    # Through TolerantServer: a corrupt body gets MALFORMED_REQUEST, not grpc's UNKNOWN.
+    tolerant: Any = TolerantServer(server)
+    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(service), tolerant)
+    jobs_pb2_grpc.add_JobsServiceServicer_to_server(JobsServicer(service), tolerant)
     return service

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import grpc
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from mlgw.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 
 from gateway import metrics
-from gateway.errors import GatewayError, InternalError
+from gateway.errors import GatewayError, InternalError, MalformedRequest
 from gateway.jobs import errors
 from gateway.jobs.backends import BACKENDS, BEDROCK, MACHINE_LEARNING, PERSONALIZE, Backend
 from gateway.jobs.record import JobRecord
@@ -275,3 +275,77 @@ def _page_start(token: str, filter_text: str) -> int:
     if used != filter_text:
         raise errors.invalid("page_token", "issued for another filter")
     return after
+
+
+class _Undecodable:
+    """What the tolerant deserializer hands on for a body that is not the request type."""
+
+    __slots__ = ("message_type",)
+
+    def __init__(self, message_type: str) -> None:
+        self.message_type = message_type
+
+
+def _tolerant(handler: Any) -> Any:
+    """The generated method handler, decoding its request itself.
+
+    grpc's own deserializer fails a corrupt body before any code of ours runs (UNKNOWN, a
+    logged traceback, no ErrorInfo); as at the edge (gateway/services.py), a body that does
+    not decode is answered INVALID_ARGUMENT with MALFORMED_REQUEST."""
+    parse = handler.request_deserializer
+    message_type = parse.__self__.DESCRIPTOR.full_name  # a generated `Message.FromString`
+
+    def deserialize(body: bytes) -> Any:
+        try:
+            return parse(body)
+        except DecodeError:
+            return _Undecodable(message_type)
+
+    async def refuse(request: _Undecodable, context: Context, method: str) -> None:
+        await _abort(context, method, MalformedRequest(request.message_type))
+
+    method = handler.unary_unary or handler.unary_stream
+    name = method.__name__
+    if handler.unary_unary is not None:
+        behaviour = handler.unary_unary
+
+        async def unary(request: Any, context: Context) -> Any:
+            if isinstance(request, _Undecodable):
+                await refuse(request, context, name)
+            return await behaviour(request, context)
+
+        return handler._replace(request_deserializer=deserialize, unary_unary=unary)
+    streaming = handler.unary_stream
+
+    async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        if isinstance(request, _Undecodable):
+            await refuse(request, context, name)
+        async for answer in streaming(request, context):
+            yield answer
+
+    return handler._replace(request_deserializer=deserialize, unary_stream=stream)
+
+
+class TolerantServer:
+    """The server as the generated `add_*_to_server` functions see it: every method they
+    add, registered or generic (googleapis' older stubs add only generic handlers), decodes
+    its own request (`_tolerant`)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers([_TolerantGeneric(h) for h in handlers])
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        tolerant = {name: _tolerant(handler) for name, handler in handlers.items()}
+        self._server.add_registered_method_handlers(service, tolerant)
+
+
+class _TolerantGeneric(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = self._inner.service(handler_call_details)
+        return None if handler is None else _tolerant(handler)

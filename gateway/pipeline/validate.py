@@ -9,10 +9,11 @@ enum, list and map sizes) plus the operation row's cross-field rules, in three p
   its limit is handed on as an `OversizedRequest`, never parsed in full.
 - `Precheck`, first in the pipeline: what costs O(1) per field on the proto message itself
   (list and map counts, string lengths against the model's maxima, enum numbers the model
-  has no string for). It does not enter a container that is too large, and a request that
-  weighs more than `SMALL_REQUEST_WEIGHT` entries and characters is rejected with these
-  violations alone, before the cache key, the conversion to botocore parameters or any
-  per-entry pattern check spends time on it (each linear in the entries).
+  has no string for, timestamps outside what a datetime can hold). It does not enter a
+  container that is too large, and a request that weighs more than `SMALL_REQUEST_WEIGHT`
+  entries and characters is rejected with these violations alone, before the cache key,
+  the conversion to botocore parameters or any per-entry pattern check spends time on it
+  (each linear in the entries).
 - `Validate`, after the cache: every rule, every violation reported at once.
 
 Violations are named by their proto field path, as google.rpc.BadRequest, one entry per
@@ -26,7 +27,7 @@ from functools import cache
 from typing import Any, TypeGuard
 
 from botocore.model import Shape
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
@@ -45,16 +46,18 @@ SMALL_REQUEST_WEIGHT = 4096
 
 
 class Precheck:
-    """Stage: INVALID_ARGUMENT for a hostile size or an unknown enum number, cheaply."""
+    """Stage: INVALID_ARGUMENT for a hostile size or a value the conversion to AWS parameters
+    cannot take (an unknown enum number, an out-of-range timestamp), cheaply."""
 
     def wrap(self, op: Operation, inner: Handler) -> Handler:
         descriptor = op.request.DESCRIPTOR
         check = message_precheck(descriptor, op.upstream, op.name, _list_limits(op))
         # Every entry and character takes a byte or more, so a small serialized size means a
         # small weight: no size rule can make the precheck raise, and the hot path skips the
-        # walk. An unknown enum number would break the conversion to AWS parameters: where
-        # a request can hold one, it is always walked (these are control-plane operations).
-        always = _holds_enum(descriptor, frozenset())
+        # walk. An unknown enum number or an out-of-range timestamp would break the conversion
+        # to AWS parameters: where a request can hold one, it is always walked (these are
+        # control-plane operations).
+        always = _holds_unconvertible(descriptor, frozenset())
         rejected = metrics.PRECHECK_REJECTIONS.labels(op.name)
 
         async def precheck(call: Call) -> Message:
@@ -65,7 +68,7 @@ class Precheck:
             if not always and request.ByteSize() <= SMALL_REQUEST_WEIGHT:
                 return await inner(call)
             found = check(request)
-            if found.violations and (found.enums or found.weight > SMALL_REQUEST_WEIGHT):
+            if found.violations and (found.unconvertible or found.weight > SMALL_REQUEST_WEIGHT):
                 rejected.inc()
                 raise InvalidRequest(merge_violations(found.violations))
             return await inner(call)
@@ -232,13 +235,16 @@ def _fields_by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
     return {field.json_name: field for field in descriptor.fields}
 
 
-def _holds_enum(descriptor: Descriptor | Any, seen: frozenset[str]) -> bool:
+def _holds_unconvertible(descriptor: Descriptor | Any, seen: frozenset[str]) -> bool:
+    """Whether the message can hold an enum or a timestamp (values `to_aws` may not take)."""
     seen = seen | {descriptor.full_name}
     for fd in descriptor.fields:
         if fd.type == FieldDescriptor.TYPE_ENUM:
             return True
         nested = fd.message_type
-        if nested is not None and nested.full_name not in seen and _holds_enum(nested, seen):
+        if nested is None or nested.full_name in seen:
+            continue
+        if nested.full_name == _TIMESTAMP or _holds_unconvertible(nested, seen):
             return True
     return False
 
@@ -247,14 +253,15 @@ def _holds_enum(descriptor: Descriptor | Any, seen: frozenset[str]) -> bool:
 
 
 class Findings:
-    """What one precheck saw: its violations, whether one is an unknown enum number, and
-    the request's weight (entries and characters: what the full validation would walk)."""
+    """What one precheck saw: its violations, whether one is a value the conversion to AWS
+    parameters cannot take (an unknown enum number, an out-of-range timestamp), and the
+    request's weight (entries and characters: what the full validation would walk)."""
 
-    __slots__ = ("enums", "violations", "weight")
+    __slots__ = ("unconvertible", "violations", "weight")
 
     def __init__(self) -> None:
         self.violations: list[FieldViolation] = []
-        self.enums = False
+        self.unconvertible = False
         self.weight = 0
 
 
@@ -362,6 +369,8 @@ def _element_probe(fd: FieldDescriptor, shape: Shape | None) -> _Probe | None:
         return _enum_probe(fd)
     if fd.type == FieldDescriptor.TYPE_STRING:
         return _string_probe(shape)
+    if fd.message_type is not None and fd.message_type.full_name == _TIMESTAMP:
+        return _timestamp_probe
     if fd.message_type is not None and (shape is None or shape.type_name == "structure"):
         return _message_probe(fd.message_type, shape)
     return None
@@ -376,9 +385,22 @@ def _enum_probe(fd: FieldDescriptor) -> _Probe:
         if value not in known:  # proto3 enums are open: any number parses
             text = f"unknown enum value {value}; must be one of {names}"
             found.violations.append(FieldViolation(path, text))
-            found.enums = True
+            found.unconvertible = True
 
     return probe
+
+
+_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+#: What a Python datetime can hold (0001-01-01 to 9999-12-31, UTC), as `ToDatetime` checks.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def _timestamp_probe(value: timestamp_pb2.Timestamp, path: str, found: Findings) -> None:
+    # Any int64 parses, but `to_aws` turns a timestamp into a datetime, which cannot hold it.
+    if not _MIN_SECONDS <= value.seconds <= _MAX_SECONDS or not 0 <= value.nanos < 10**9:
+        text = "must be a valid timestamp between 0001-01-01 and 9999-12-31 (UTC)"
+        found.violations.append(FieldViolation(path, text))
+        found.unconvertible = True
 
 
 def _string_probe(shape: Shape | None) -> _Probe:
