@@ -35,13 +35,16 @@ from pathlib import Path
 
 import grpc
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 from mlgw.jobs.v1 import jobs_pb2
 
 from gateway.operations import OPERATIONS
+from gateway.services import BATCH_SERVICE, batch_rpcs
 from tests.fuzz.seeds import mutate_bytes, random_variant, raw_bodies, seed_bodies
 from tests.fuzz.targets import FORBIDDEN_CODES, count_error_infos, status_from_trailers
 
 Metadata = tuple[tuple[str, str | bytes], ...]
+BATCHES = batch_rpcs(OPERATIONS)
 
 #: Just under grpc's default 8 KiB metadata limit (each entry counts its sizes plus 32):
 #: past it grpc's transport refuses the call before any gateway code runs.
@@ -66,12 +69,37 @@ def _job_methods() -> list[str]:
     return [f"/{m.containing_service.full_name}/{m.name}" for m in unary]
 
 
+def _batch_methods() -> list[tuple[str, str, type[Message]]]:
+    """(method path, its entries' operation, its response type) of every batch RPC."""
+    return [(f"/{BATCH_SERVICE}/{rpc.name}", rpc.op.name, rpc.response) for rpc in BATCHES]
+
+
+def _as_batch(entries: Sequence[bytes]) -> bytes:
+    """A batch request's wire form: each entry as field 1 (`requests`), bytes untouched, so
+    a broken entry stays broken inside a well-formed batch."""
+    out = bytearray()
+    for entry in entries:
+        out += b"\x0a" + _varint(len(entry)) + entry
+    return bytes(out)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Input:
     method: str
     body: bytes
     metadata: Metadata
     label: str
+    #: A batch RPC's response type: its per-entry statuses are held to the same rules.
+    batch: type[Message] | None = None
 
 
 def inputs(count: int, seed: int = 1) -> Iterator[Input]:
@@ -86,12 +114,19 @@ def inputs(count: int, seed: int = 1) -> Iterator[Input]:
     for method in _job_methods():
         base += [(method, body, f"{method}/raw{n}") for n, body in enumerate(raw_bodies())]
         base.append((method, b"", f"{method}/empty"))
+    batches = {method: response for method, _, response in _batch_methods()}
+    for method, name, _ in _batch_methods():
+        seeds = seed_bodies(name)
+        base += [
+            (method, _as_batch(seeds[n : n + 8]), f"{method}#{n}") for n in range(0, len(seeds), 8)
+        ]
+        base += [(method, body, f"{method}/raw{n}") for n, body in enumerate(raw_bodies())]
     metadata = itertools.cycle(METADATA)
     produced = 0
     for method, body, label in base:
         if produced == count:
             return
-        yield Input(method, body, next(metadata), label)
+        yield Input(method, body, next(metadata), label, batches.get(method))
         produced += 1
     while produced < count:
         if rnd.random() < 0.5:  # a combination of hostile values: decodes, reaches the stages
@@ -100,7 +135,7 @@ def inputs(count: int, seed: int = 1) -> Iterator[Input]:
         else:  # a broken wire format
             method, body, label = rnd.choice(base)
             body = mutate_bytes(body, rnd)
-        yield Input(method, body, rnd.choice(METADATA), f"{label}~{produced}")
+        yield Input(method, body, rnd.choice(METADATA), f"{label}~{produced}", batches.get(method))
         produced += 1
 
 
@@ -130,7 +165,7 @@ async def send(
     # Bytes in, bytes out: no client-side encoding, so any body can be sent.
     call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(item.method)
     try:
-        await call(item.body, metadata=item.metadata, timeout=call_seconds)
+        answer = await call(item.body, metadata=item.metadata, timeout=call_seconds)
     except grpc.aio.AioRpcError as error:
         status = status_from_trailers(error.trailing_metadata())
         infos = count_error_infos(status)
@@ -140,7 +175,23 @@ async def send(
             complaint = f"{item.label}: {code.name} with {infos} ErrorInfo: {error.details()!r}"
             return code.name, reason, complaint[:500]
         return code.name, reason, None
+    if item.batch is not None:
+        return "OK", "-", _batch_complaint(item, item.batch.FromString(answer))
     return "OK", "-", None
+
+
+def _batch_complaint(item: Input, response: Message) -> str | None:
+    """Each failed entry of a batch: a clear code, exactly one ErrorInfo."""
+    for n, result in enumerate(response.results):  # type: ignore[attr-defined]
+        if not result.HasField("error"):
+            continue
+        code, infos = grpc.StatusCode(_CODES[result.error.code]), count_error_infos(result.error)
+        if code in FORBIDDEN_CODES or infos != 1:
+            return f"{item.label} entry {n}: {code.name} with {infos} ErrorInfo"[:500]
+    return None
+
+
+_CODES = {code.value[0]: code.value for code in grpc.StatusCode}
 
 
 def _reason(status: object) -> str:
