@@ -40,6 +40,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd protos && ../$(BUF) lint
+	BUF=../$(BUF) bash protos/breaking.sh
 
 ## Regenerate every client's code from protos/ (commit the result).
 protos: $(STAMP)
