@@ -21,7 +21,31 @@ $(BUF): package.json package-lock.json
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(BUF)
+# The code generators' plugins, pinned, in .tools/bin (clients/generate.py looks there):
+# Go's from the module proxy (cached in Go's module cache), protoc and protoc-gen-grpc-java
+# from Maven Central (cached in ~/.m2). protoc-gen-grpc-java 1.85.x has no linux-x86_64 build
+# on Maven Central; 1.83.1's generated code runs on the grpc-java 1.85 runtime (gencode may
+# be older than the runtime, never newer). protoc's version is protobuf-java's (4.x = 36.x).
+TOOLS := .tools/bin
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOC_VERSION := 4.36.2
+PROTOC_GEN_GRPC_JAVA_VERSION := 1.83.1
+MAVEN_EXE = mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+	-Dstyle.color=never -DoutputDirectory=$(CURDIR)/.tools/maven -Dmdep.stripVersion=true -Dartifact=$(1):exe:linux-x86_64 \
+	&& mv .tools/maven/$(2)-linux-x86_64.exe $(TOOLS)/$(2) && chmod +x $(TOOLS)/$(2)
+GEN_TOOLS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc $(TOOLS)/protoc-gen-grpc-java
+
+$(TOOLS)/protoc-gen-go: Makefile
+	GOBIN=$(CURDIR)/$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(TOOLS)/protoc-gen-go-grpc: Makefile
+	GOBIN=$(CURDIR)/$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(TOOLS)/protoc: Makefile
+	$(call MAVEN_EXE,com.google.protobuf:protoc:$(PROTOC_VERSION),protoc)
+$(TOOLS)/protoc-gen-grpc-java: Makefile
+	$(call MAVEN_EXE,io.grpc:protoc-gen-grpc-java:$(PROTOC_GEN_GRPC_JAVA_VERSION),protoc-gen-grpc-java)
+
+setup: $(STAMP) $(BUF) $(GEN_TOOLS)
 
 ## Redis on 127.0.0.1:6379 and h2load: installed from Debian's packages when missing, Redis started.
 services:
@@ -43,7 +67,7 @@ lint: setup
 	BUF=../$(BUF) bash protos/breaking.sh
 
 ## Regenerate every client's code from protos/ (commit the result).
-protos: $(STAMP)
+protos: $(STAMP) $(BUF) $(GEN_TOOLS)
 	$(BIN)/python clients/generate.py
 
 ## Load and soak benchmarks (not part of `make test`).
