@@ -23,7 +23,7 @@ import (
 	machinelearningv1 "mlgw.internal/go/gen/mlgw/machinelearning/v1"
 	personalizev1 "mlgw.internal/go/gen/mlgw/personalize/v1"
 	personalize_runtimev1 "mlgw.internal/go/gen/mlgw/personalize_runtime/v1"
-	"mlgw.internal/go/gen/serviceconfig"
+	"mlgw.internal/go/gen/clientinfo"
 )
 
 type options struct {
@@ -76,7 +76,7 @@ func Dial(addresses []string, opts ...Option) (*Client, error) {
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultServiceConfig(serviceconfig.JSON),
+		grpc.WithDefaultServiceConfig(clientinfo.ServiceConfig),
 		grpc.WithChainUnaryInterceptor(o.unary),
 		grpc.WithChainStreamInterceptor(o.stream),
 	}
