@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 # Not `npm ci`: the registry serves buf's binaries for some platforms at an older version, so
 # the lock file lists only the ones it could resolve and `npm ci` refuses it as out of sync.
 # `--no-save` installs exactly the locked versions and leaves the lock file untouched.
-$(BUF): package.json package-lock.json
+$(BUF): package.json package-lock.json clients/typescript/package.json
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -206,7 +206,7 @@ def generate(out: Path, languages: Sequence[str]) -> None:
     others = [language for language in languages if language != "python"]
     if others:
         generate_buf(out, others)
-    write_client_info(out, languages)
+    write_client_info(out, sorted({*languages, "python"}))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ from tests.support import ROOT
 CLIENTS = ROOT / "clients"
 ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/"
 USER, ITEMS = "u-7", ["i3", "i1", "i4", "i2"]
-LANGUAGES = ["python", "go"]
+LANGUAGES = ["python", "go", "typescript"]
 
 
 def _run(command: list[str], cwd: Path) -> None:
@@ -44,6 +44,11 @@ def _build(language: str, out: Path) -> list[str]:
         binary = out / "go-example"
         _run([_tool("go"), "build", "-o", str(binary), "./example"], CLIENTS / "go")
         return [str(binary)]
+    if language == "typescript":
+        folder = CLIENTS / "typescript"
+        # Into the package's own dist/ (ignored by git): node resolves @grpc/grpc-js from there.
+        _run([str(ROOT / "node_modules" / ".bin" / "tsc"), "-p", "."], folder)
+        return [_tool("node"), str(folder / "dist" / "example" / "example.js")]
     raise AssertionError(language)
 
 

@@ -71,9 +71,11 @@ export interface Any {
    * implemented one and considers contacting these URLs to be problematic and
    * a potential security issue. Do not attempt to contact type URLs.
    */
-  typeUrl: string;
+  typeUrl?:
+    | string
+    | undefined;
   /** Holds a Protobuf serialization of the type described by type_url. */
-  value: Buffer;
+  value?: Buffer | undefined;
 }
 
 function createBaseAny(): Any {
@@ -82,10 +84,10 @@ function createBaseAny(): Any {
 
 export const Any: MessageFns<Any> = {
   encode(message: Any, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.typeUrl !== "") {
+    if (message.typeUrl !== undefined && message.typeUrl !== "") {
       writer.uint32(10).string(message.typeUrl);
     }
-    if (message.value.length !== 0) {
+    if (message.value !== undefined && message.value.length !== 0) {
       writer.uint32(18).bytes(message.value);
     }
     return writer;
@@ -145,10 +147,10 @@ export const Any: MessageFns<Any> = {
 
   toJSON(message: Any): unknown {
     const obj: any = {};
-    if (message.typeUrl !== "") {
+    if (message.typeUrl !== undefined && message.typeUrl !== "") {
       obj.typeUrl = message.typeUrl;
     }
-    if (message.value.length !== 0) {
+    if (message.value !== undefined && message.value.length !== 0) {
       obj.value = base64FromBytes(message.value);
     }
     return obj;

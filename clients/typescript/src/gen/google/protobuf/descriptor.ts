@@ -190,7 +190,7 @@ export function symbolVisibilityToJSON(object: SymbolVisibility): string {
  * files it parses.
  */
 export interface FileDescriptorSet {
-  file: FileDescriptorProto[];
+  file?: FileDescriptorProto[] | undefined;
 }
 
 /** Describes a complete .proto file. */
@@ -204,24 +204,32 @@ export interface FileDescriptorProto {
     | string
     | undefined;
   /** Names of files imported by this file. */
-  dependency: string[];
+  dependency?:
+    | string[]
+    | undefined;
   /** Indexes of the public imported files in the dependency list above. */
-  publicDependency: number[];
+  publicDependency?:
+    | number[]
+    | undefined;
   /**
    * Indexes of the weak imported files in the dependency list.
    * For Google-internal migration only. Do not use.
    */
-  weakDependency: number[];
+  weakDependency?:
+    | number[]
+    | undefined;
   /**
    * Names of files imported by this file purely for the purpose of providing
    * option extensions. These are excluded from the dependency list above.
    */
-  optionDependency: string[];
+  optionDependency?:
+    | string[]
+    | undefined;
   /** All top-level definitions in this file. */
-  messageType: DescriptorProto[];
-  enumType: EnumDescriptorProto[];
-  service: ServiceDescriptorProto[];
-  extension: FieldDescriptorProto[];
+  messageType?: DescriptorProto[] | undefined;
+  enumType?: EnumDescriptorProto[] | undefined;
+  service?: ServiceDescriptorProto[] | undefined;
+  extension?: FieldDescriptorProto[] | undefined;
   options?:
     | FileOptions
     | undefined;
@@ -258,19 +266,23 @@ export interface FileDescriptorProto {
 /** Describes a message type. */
 export interface DescriptorProto {
   name?: string | undefined;
-  field: FieldDescriptorProto[];
-  extension: FieldDescriptorProto[];
-  nestedType: DescriptorProto[];
-  enumType: EnumDescriptorProto[];
-  extensionRange: DescriptorProto_ExtensionRange[];
-  oneofDecl: OneofDescriptorProto[];
+  field?: FieldDescriptorProto[] | undefined;
+  extension?: FieldDescriptorProto[] | undefined;
+  nestedType?: DescriptorProto[] | undefined;
+  enumType?: EnumDescriptorProto[] | undefined;
+  extensionRange?: DescriptorProto_ExtensionRange[] | undefined;
+  oneofDecl?: OneofDescriptorProto[] | undefined;
   options?: MessageOptions | undefined;
-  reservedRange: DescriptorProto_ReservedRange[];
+  reservedRange?:
+    | DescriptorProto_ReservedRange[]
+    | undefined;
   /**
    * Reserved field names, which may not be used by fields in the same message.
    * A given name may only be reserved once.
    */
-  reservedName: string[];
+  reservedName?:
+    | string[]
+    | undefined;
   /** Support for `export` and `local` keywords on enums. */
   visibility?: SymbolVisibility | undefined;
 }
@@ -301,13 +313,17 @@ export interface DescriptorProto_ReservedRange {
 
 export interface ExtensionRangeOptions {
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?:
+    | UninterpretedOption[]
+    | undefined;
   /**
    * For external users: DO NOT USE. We are in the process of open sourcing
    * extension declaration and executing internal cleanups before it can be
    * used externally.
    */
-  declaration: ExtensionRangeOptions_Declaration[];
+  declaration?:
+    | ExtensionRangeOptions_Declaration[]
+    | undefined;
   /** Any features defined in the specific edition. */
   features?:
     | FeatureSet
@@ -679,7 +695,7 @@ export interface OneofDescriptorProto {
 /** Describes an enum type. */
 export interface EnumDescriptorProto {
   name?: string | undefined;
-  value: EnumValueDescriptorProto[];
+  value?: EnumValueDescriptorProto[] | undefined;
   options?:
     | EnumOptions
     | undefined;
@@ -688,12 +704,16 @@ export interface EnumDescriptorProto {
    * by enum values in the same enum declaration. Reserved ranges may not
    * overlap.
    */
-  reservedRange: EnumDescriptorProto_EnumReservedRange[];
+  reservedRange?:
+    | EnumDescriptorProto_EnumReservedRange[]
+    | undefined;
   /**
    * Reserved enum value names, which may not be reused. A given name may only
    * be reserved once.
    */
-  reservedName: string[];
+  reservedName?:
+    | string[]
+    | undefined;
   /** Support for `export` and `local` keywords on enums. */
   visibility?: SymbolVisibility | undefined;
 }
@@ -725,7 +745,7 @@ export interface EnumValueDescriptorProto {
 /** Describes a service. */
 export interface ServiceDescriptorProto {
   name?: string | undefined;
-  method: MethodDescriptorProto[];
+  method?: MethodDescriptorProto[] | undefined;
   options?: ServiceOptions | undefined;
 }
 
@@ -913,7 +933,7 @@ export interface FileOptions {
    * The parser stores options it doesn't recognize here.
    * See the documentation for the "Options" section above.
    */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 /** Generated classes can be optimized for speed or code size. */
@@ -1053,7 +1073,7 @@ export interface MessageOptions {
     | FeatureSet
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 export interface FieldOptions {
@@ -1156,8 +1176,10 @@ export interface FieldOptions {
    */
   debugRedact?: boolean | undefined;
   retention?: FieldOptions_OptionRetention | undefined;
-  targets: FieldOptions_OptionTargetType[];
-  editionDefaults: FieldOptions_EditionDefault[];
+  targets?: FieldOptions_OptionTargetType[] | undefined;
+  editionDefaults?:
+    | FieldOptions_EditionDefault[]
+    | undefined;
   /**
    * Any features defined in the specific edition.
    * WARNING: This field should only be used by protobuf plugins or special
@@ -1169,7 +1191,7 @@ export interface FieldOptions {
     | FieldOptions_FeatureSupport
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 export enum FieldOptions_CType {
@@ -1446,7 +1468,7 @@ export interface OneofOptions {
     | FeatureSet
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 export interface EnumOptions {
@@ -1489,7 +1511,7 @@ export interface EnumOptions {
     | FeatureSet
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 export interface EnumValueOptions {
@@ -1524,7 +1546,7 @@ export interface EnumValueOptions {
     | FieldOptions_FeatureSupport
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 export interface ServiceOptions {
@@ -1547,7 +1569,7 @@ export interface ServiceOptions {
     | boolean
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 export interface MethodOptions {
@@ -1571,7 +1593,7 @@ export interface MethodOptions {
     | FeatureSet
     | undefined;
   /** The parser stores options it doesn't recognize here. See above. */
-  uninterpretedOption: UninterpretedOption[];
+  uninterpretedOption?: UninterpretedOption[] | undefined;
 }
 
 /**
@@ -1629,7 +1651,9 @@ export function methodOptions_IdempotencyLevelToJSON(object: MethodOptions_Idemp
  * in them.
  */
 export interface UninterpretedOption {
-  name: UninterpretedOption_NamePart[];
+  name?:
+    | UninterpretedOption_NamePart[]
+    | undefined;
   /**
    * The value of the uninterpreted option, in whatever type the tokenizer
    * identified it as during parsing. Exactly one of these should be set.
@@ -1650,8 +1674,8 @@ export interface UninterpretedOption {
  * "foo.(bar.baz).moo".
  */
 export interface UninterpretedOption_NamePart {
-  namePart: string;
-  isExtension: boolean;
+  namePart?: string | undefined;
+  isExtension?: boolean | undefined;
 }
 
 /**
@@ -2088,7 +2112,9 @@ export function featureSet_ProtoLimitsFeature_EnforceProtoLimitsToJSON(
  * for the closest matching edition, followed by proto merges.
  */
 export interface FeatureSetDefaults {
-  defaults: FeatureSetDefaults_FeatureSetEditionDefault[];
+  defaults?:
+    | FeatureSetDefaults_FeatureSetEditionDefault[]
+    | undefined;
   /**
    * The minimum supported edition (inclusive) when this was constructed.
    * Editions before this will not have defaults.
@@ -2171,7 +2197,7 @@ export interface SourceCodeInfo {
    *   ignore those that it doesn't understand, as more types of locations could
    *   be recorded in the future.
    */
-  location: SourceCodeInfo_Location[];
+  location?: SourceCodeInfo_Location[] | undefined;
 }
 
 export interface SourceCodeInfo_Location {
@@ -2217,7 +2243,9 @@ export interface SourceCodeInfo_Location {
    *   [ 4, 3, 7, 10101, 7 ]
    * refers to the "foo" string value of the option.
    */
-  path: number[];
+  path?:
+    | number[]
+    | undefined;
   /**
    * Always has exactly three or four elements: start line, start column,
    * end line (optional, otherwise assumed same as start line), end column.
@@ -2225,7 +2253,9 @@ export interface SourceCodeInfo_Location {
    * and column numbers are zero-based -- typically you will want to add
    * 1 to each before displaying to a user.
    */
-  span: number[];
+  span?:
+    | number[]
+    | undefined;
   /**
    * If this SourceCodeInfo represents a complete declaration, these are any
    * comments appearing before and after the declaration which appear to be
@@ -2277,7 +2307,7 @@ export interface SourceCodeInfo_Location {
    */
   leadingComments?: string | undefined;
   trailingComments?: string | undefined;
-  leadingDetachedComments: string[];
+  leadingDetachedComments?: string[] | undefined;
 }
 
 /**
@@ -2290,7 +2320,7 @@ export interface GeneratedCodeInfo {
    * An Annotation connects some span of text in generated code to an element
    * of its generating .proto file.
    */
-  annotation: GeneratedCodeInfo_Annotation[];
+  annotation?: GeneratedCodeInfo_Annotation[] | undefined;
 }
 
 export interface GeneratedCodeInfo_Annotation {
@@ -2298,7 +2328,9 @@ export interface GeneratedCodeInfo_Annotation {
    * Identifies the element in the original source .proto file. This field
    * is formatted the same as SourceCodeInfo.Location.path.
    */
-  path: number[];
+  path?:
+    | number[]
+    | undefined;
   /** Identifies the filesystem path to the original source .proto. */
   sourceFile?:
     | string
@@ -2371,8 +2403,10 @@ function createBaseFileDescriptorSet(): FileDescriptorSet {
 
 export const FileDescriptorSet: MessageFns<FileDescriptorSet> = {
   encode(message: FileDescriptorSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.file) {
-      FileDescriptorProto.encode(v!, writer.uint32(10).fork()).join();
+    if (message.file !== undefined && message.file.length !== 0) {
+      for (const v of message.file) {
+        FileDescriptorProto.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -2395,7 +2429,10 @@ export const FileDescriptorSet: MessageFns<FileDescriptorSet> = {
               break;
             }
 
-            message.file.push(FileDescriptorProto.decode(reader, reader.uint32()));
+            const el = FileDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.file!.push(el);
+            }
             continue;
           }
         }
@@ -2461,29 +2498,45 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
     if (message.package !== undefined && message.package !== "") {
       writer.uint32(18).string(message.package);
     }
-    for (const v of message.dependency) {
-      writer.uint32(26).string(v!);
+    if (message.dependency !== undefined && message.dependency.length !== 0) {
+      for (const v of message.dependency) {
+        writer.uint32(26).string(v!);
+      }
     }
-    for (const v of message.publicDependency) {
-      writer.uint32(80).int32(v!);
+    if (message.publicDependency !== undefined && message.publicDependency.length !== 0) {
+      for (const v of message.publicDependency) {
+        writer.uint32(80).int32(v!);
+      }
     }
-    for (const v of message.weakDependency) {
-      writer.uint32(88).int32(v!);
+    if (message.weakDependency !== undefined && message.weakDependency.length !== 0) {
+      for (const v of message.weakDependency) {
+        writer.uint32(88).int32(v!);
+      }
     }
-    for (const v of message.optionDependency) {
-      writer.uint32(122).string(v!);
+    if (message.optionDependency !== undefined && message.optionDependency.length !== 0) {
+      for (const v of message.optionDependency) {
+        writer.uint32(122).string(v!);
+      }
     }
-    for (const v of message.messageType) {
-      DescriptorProto.encode(v!, writer.uint32(34).fork()).join();
+    if (message.messageType !== undefined && message.messageType.length !== 0) {
+      for (const v of message.messageType) {
+        DescriptorProto.encode(v!, writer.uint32(34).fork()).join();
+      }
     }
-    for (const v of message.enumType) {
-      EnumDescriptorProto.encode(v!, writer.uint32(42).fork()).join();
+    if (message.enumType !== undefined && message.enumType.length !== 0) {
+      for (const v of message.enumType) {
+        EnumDescriptorProto.encode(v!, writer.uint32(42).fork()).join();
+      }
     }
-    for (const v of message.service) {
-      ServiceDescriptorProto.encode(v!, writer.uint32(50).fork()).join();
+    if (message.service !== undefined && message.service.length !== 0) {
+      for (const v of message.service) {
+        ServiceDescriptorProto.encode(v!, writer.uint32(50).fork()).join();
+      }
     }
-    for (const v of message.extension) {
-      FieldDescriptorProto.encode(v!, writer.uint32(58).fork()).join();
+    if (message.extension !== undefined && message.extension.length !== 0) {
+      for (const v of message.extension) {
+        FieldDescriptorProto.encode(v!, writer.uint32(58).fork()).join();
+      }
     }
     if (message.options !== undefined) {
       FileOptions.encode(message.options, writer.uint32(66).fork()).join();
@@ -2534,12 +2587,15 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
               break;
             }
 
-            message.dependency.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.dependency!.push(el);
+            }
             continue;
           }
           case 10: {
             if (tag === 80) {
-              message.publicDependency.push(reader.int32());
+              message.publicDependency!.push(reader.int32());
 
               continue;
             }
@@ -2547,7 +2603,7 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
             if (tag === 82) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.publicDependency.push(reader.int32());
+                message.publicDependency!.push(reader.int32());
               }
 
               continue;
@@ -2557,7 +2613,7 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
           }
           case 11: {
             if (tag === 88) {
-              message.weakDependency.push(reader.int32());
+              message.weakDependency!.push(reader.int32());
 
               continue;
             }
@@ -2565,7 +2621,7 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
             if (tag === 90) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.weakDependency.push(reader.int32());
+                message.weakDependency!.push(reader.int32());
               }
 
               continue;
@@ -2578,7 +2634,10 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
               break;
             }
 
-            message.optionDependency.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.optionDependency!.push(el);
+            }
             continue;
           }
           case 4: {
@@ -2586,7 +2645,10 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
               break;
             }
 
-            message.messageType.push(DescriptorProto.decode(reader, reader.uint32()));
+            const el = DescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.messageType!.push(el);
+            }
             continue;
           }
           case 5: {
@@ -2594,7 +2656,10 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
               break;
             }
 
-            message.enumType.push(EnumDescriptorProto.decode(reader, reader.uint32()));
+            const el = EnumDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.enumType!.push(el);
+            }
             continue;
           }
           case 6: {
@@ -2602,7 +2667,10 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
               break;
             }
 
-            message.service.push(ServiceDescriptorProto.decode(reader, reader.uint32()));
+            const el = ServiceDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.service!.push(el);
+            }
             continue;
           }
           case 7: {
@@ -2610,7 +2678,10 @@ export const FileDescriptorProto: MessageFns<FileDescriptorProto> = {
               break;
             }
 
-            message.extension.push(FieldDescriptorProto.decode(reader, reader.uint32()));
+            const el = FieldDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.extension!.push(el);
+            }
             continue;
           }
           case 8: {
@@ -2801,32 +2872,48 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
     if (message.name !== undefined && message.name !== "") {
       writer.uint32(10).string(message.name);
     }
-    for (const v of message.field) {
-      FieldDescriptorProto.encode(v!, writer.uint32(18).fork()).join();
+    if (message.field !== undefined && message.field.length !== 0) {
+      for (const v of message.field) {
+        FieldDescriptorProto.encode(v!, writer.uint32(18).fork()).join();
+      }
     }
-    for (const v of message.extension) {
-      FieldDescriptorProto.encode(v!, writer.uint32(50).fork()).join();
+    if (message.extension !== undefined && message.extension.length !== 0) {
+      for (const v of message.extension) {
+        FieldDescriptorProto.encode(v!, writer.uint32(50).fork()).join();
+      }
     }
-    for (const v of message.nestedType) {
-      DescriptorProto.encode(v!, writer.uint32(26).fork()).join();
+    if (message.nestedType !== undefined && message.nestedType.length !== 0) {
+      for (const v of message.nestedType) {
+        DescriptorProto.encode(v!, writer.uint32(26).fork()).join();
+      }
     }
-    for (const v of message.enumType) {
-      EnumDescriptorProto.encode(v!, writer.uint32(34).fork()).join();
+    if (message.enumType !== undefined && message.enumType.length !== 0) {
+      for (const v of message.enumType) {
+        EnumDescriptorProto.encode(v!, writer.uint32(34).fork()).join();
+      }
     }
-    for (const v of message.extensionRange) {
-      DescriptorProto_ExtensionRange.encode(v!, writer.uint32(42).fork()).join();
+    if (message.extensionRange !== undefined && message.extensionRange.length !== 0) {
+      for (const v of message.extensionRange) {
+        DescriptorProto_ExtensionRange.encode(v!, writer.uint32(42).fork()).join();
+      }
     }
-    for (const v of message.oneofDecl) {
-      OneofDescriptorProto.encode(v!, writer.uint32(66).fork()).join();
+    if (message.oneofDecl !== undefined && message.oneofDecl.length !== 0) {
+      for (const v of message.oneofDecl) {
+        OneofDescriptorProto.encode(v!, writer.uint32(66).fork()).join();
+      }
     }
     if (message.options !== undefined) {
       MessageOptions.encode(message.options, writer.uint32(58).fork()).join();
     }
-    for (const v of message.reservedRange) {
-      DescriptorProto_ReservedRange.encode(v!, writer.uint32(74).fork()).join();
+    if (message.reservedRange !== undefined && message.reservedRange.length !== 0) {
+      for (const v of message.reservedRange) {
+        DescriptorProto_ReservedRange.encode(v!, writer.uint32(74).fork()).join();
+      }
     }
-    for (const v of message.reservedName) {
-      writer.uint32(82).string(v!);
+    if (message.reservedName !== undefined && message.reservedName.length !== 0) {
+      for (const v of message.reservedName) {
+        writer.uint32(82).string(v!);
+      }
     }
     if (message.visibility !== undefined && message.visibility !== 0) {
       writer.uint32(88).int32(message.visibility);
@@ -2860,7 +2947,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.field.push(FieldDescriptorProto.decode(reader, reader.uint32()));
+            const el = FieldDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.field!.push(el);
+            }
             continue;
           }
           case 6: {
@@ -2868,7 +2958,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.extension.push(FieldDescriptorProto.decode(reader, reader.uint32()));
+            const el = FieldDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.extension!.push(el);
+            }
             continue;
           }
           case 3: {
@@ -2876,7 +2969,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.nestedType.push(DescriptorProto.decode(reader, reader.uint32()));
+            const el = DescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.nestedType!.push(el);
+            }
             continue;
           }
           case 4: {
@@ -2884,7 +2980,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.enumType.push(EnumDescriptorProto.decode(reader, reader.uint32()));
+            const el = EnumDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.enumType!.push(el);
+            }
             continue;
           }
           case 5: {
@@ -2892,7 +2991,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.extensionRange.push(DescriptorProto_ExtensionRange.decode(reader, reader.uint32()));
+            const el = DescriptorProto_ExtensionRange.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.extensionRange!.push(el);
+            }
             continue;
           }
           case 8: {
@@ -2900,7 +3002,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.oneofDecl.push(OneofDescriptorProto.decode(reader, reader.uint32()));
+            const el = OneofDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.oneofDecl!.push(el);
+            }
             continue;
           }
           case 7: {
@@ -2916,7 +3021,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.reservedRange.push(DescriptorProto_ReservedRange.decode(reader, reader.uint32()));
+            const el = DescriptorProto_ReservedRange.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.reservedRange!.push(el);
+            }
             continue;
           }
           case 10: {
@@ -2924,7 +3032,10 @@ export const DescriptorProto: MessageFns<DescriptorProto> = {
               break;
             }
 
-            message.reservedName.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.reservedName!.push(el);
+            }
             continue;
           }
           case 11: {
@@ -3249,11 +3360,15 @@ function createBaseExtensionRangeOptions(): ExtensionRangeOptions {
 
 export const ExtensionRangeOptions: MessageFns<ExtensionRangeOptions> = {
   encode(message: ExtensionRangeOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
-    for (const v of message.declaration) {
-      ExtensionRangeOptions_Declaration.encode(v!, writer.uint32(18).fork()).join();
+    if (message.declaration !== undefined && message.declaration.length !== 0) {
+      for (const v of message.declaration) {
+        ExtensionRangeOptions_Declaration.encode(v!, writer.uint32(18).fork()).join();
+      }
     }
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(402).fork()).join();
@@ -3282,7 +3397,10 @@ export const ExtensionRangeOptions: MessageFns<ExtensionRangeOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -3290,7 +3408,10 @@ export const ExtensionRangeOptions: MessageFns<ExtensionRangeOptions> = {
               break;
             }
 
-            message.declaration.push(ExtensionRangeOptions_Declaration.decode(reader, reader.uint32()));
+            const el = ExtensionRangeOptions_Declaration.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.declaration!.push(el);
+            }
             continue;
           }
           case 50: {
@@ -3870,17 +3991,23 @@ export const EnumDescriptorProto: MessageFns<EnumDescriptorProto> = {
     if (message.name !== undefined && message.name !== "") {
       writer.uint32(10).string(message.name);
     }
-    for (const v of message.value) {
-      EnumValueDescriptorProto.encode(v!, writer.uint32(18).fork()).join();
+    if (message.value !== undefined && message.value.length !== 0) {
+      for (const v of message.value) {
+        EnumValueDescriptorProto.encode(v!, writer.uint32(18).fork()).join();
+      }
     }
     if (message.options !== undefined) {
       EnumOptions.encode(message.options, writer.uint32(26).fork()).join();
     }
-    for (const v of message.reservedRange) {
-      EnumDescriptorProto_EnumReservedRange.encode(v!, writer.uint32(34).fork()).join();
+    if (message.reservedRange !== undefined && message.reservedRange.length !== 0) {
+      for (const v of message.reservedRange) {
+        EnumDescriptorProto_EnumReservedRange.encode(v!, writer.uint32(34).fork()).join();
+      }
     }
-    for (const v of message.reservedName) {
-      writer.uint32(42).string(v!);
+    if (message.reservedName !== undefined && message.reservedName.length !== 0) {
+      for (const v of message.reservedName) {
+        writer.uint32(42).string(v!);
+      }
     }
     if (message.visibility !== undefined && message.visibility !== 0) {
       writer.uint32(48).int32(message.visibility);
@@ -3914,7 +4041,10 @@ export const EnumDescriptorProto: MessageFns<EnumDescriptorProto> = {
               break;
             }
 
-            message.value.push(EnumValueDescriptorProto.decode(reader, reader.uint32()));
+            const el = EnumValueDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.value!.push(el);
+            }
             continue;
           }
           case 3: {
@@ -3930,7 +4060,10 @@ export const EnumDescriptorProto: MessageFns<EnumDescriptorProto> = {
               break;
             }
 
-            message.reservedRange.push(EnumDescriptorProto_EnumReservedRange.decode(reader, reader.uint32()));
+            const el = EnumDescriptorProto_EnumReservedRange.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.reservedRange!.push(el);
+            }
             continue;
           }
           case 5: {
@@ -3938,7 +4071,10 @@ export const EnumDescriptorProto: MessageFns<EnumDescriptorProto> = {
               break;
             }
 
-            message.reservedName.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.reservedName!.push(el);
+            }
             continue;
           }
           case 6: {
@@ -4224,8 +4360,10 @@ export const ServiceDescriptorProto: MessageFns<ServiceDescriptorProto> = {
     if (message.name !== undefined && message.name !== "") {
       writer.uint32(10).string(message.name);
     }
-    for (const v of message.method) {
-      MethodDescriptorProto.encode(v!, writer.uint32(18).fork()).join();
+    if (message.method !== undefined && message.method.length !== 0) {
+      for (const v of message.method) {
+        MethodDescriptorProto.encode(v!, writer.uint32(18).fork()).join();
+      }
     }
     if (message.options !== undefined) {
       ServiceOptions.encode(message.options, writer.uint32(26).fork()).join();
@@ -4259,7 +4397,10 @@ export const ServiceDescriptorProto: MessageFns<ServiceDescriptorProto> = {
               break;
             }
 
-            message.method.push(MethodDescriptorProto.decode(reader, reader.uint32()));
+            const el = MethodDescriptorProto.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.method!.push(el);
+            }
             continue;
           }
           case 3: {
@@ -4582,8 +4723,10 @@ export const FileOptions: MessageFns<FileOptions> = {
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(402).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -4766,7 +4909,10 @@ export const FileOptions: MessageFns<FileOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -5017,8 +5163,10 @@ export const MessageOptions: MessageFns<MessageOptions> = {
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(98).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -5089,7 +5237,10 @@ export const MessageOptions: MessageFns<MessageOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -5230,11 +5381,15 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     if (message.retention !== undefined && message.retention !== 0) {
       writer.uint32(136).int32(message.retention);
     }
-    for (const v of message.targets) {
-      writer.uint32(152).int32(v!);
+    if (message.targets !== undefined && message.targets.length !== 0) {
+      for (const v of message.targets) {
+        writer.uint32(152).int32(v!);
+      }
     }
-    for (const v of message.editionDefaults) {
-      FieldOptions_EditionDefault.encode(v!, writer.uint32(162).fork()).join();
+    if (message.editionDefaults !== undefined && message.editionDefaults.length !== 0) {
+      for (const v of message.editionDefaults) {
+        FieldOptions_EditionDefault.encode(v!, writer.uint32(162).fork()).join();
+      }
     }
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(170).fork()).join();
@@ -5242,8 +5397,10 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     if (message.featureSupport !== undefined) {
       FieldOptions_FeatureSupport.encode(message.featureSupport, writer.uint32(178).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -5335,7 +5492,7 @@ export const FieldOptions: MessageFns<FieldOptions> = {
           }
           case 19: {
             if (tag === 152) {
-              message.targets.push(reader.int32() as any);
+              message.targets!.push(reader.int32() as any);
 
               continue;
             }
@@ -5343,7 +5500,7 @@ export const FieldOptions: MessageFns<FieldOptions> = {
             if (tag === 154) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.targets.push(reader.int32() as any);
+                message.targets!.push(reader.int32() as any);
               }
 
               continue;
@@ -5356,7 +5513,10 @@ export const FieldOptions: MessageFns<FieldOptions> = {
               break;
             }
 
-            message.editionDefaults.push(FieldOptions_EditionDefault.decode(reader, reader.uint32()));
+            const el = FieldOptions_EditionDefault.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.editionDefaults!.push(el);
+            }
             continue;
           }
           case 21: {
@@ -5380,7 +5540,10 @@ export const FieldOptions: MessageFns<FieldOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -5757,8 +5920,10 @@ export const OneofOptions: MessageFns<OneofOptions> = {
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(10).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -5789,7 +5954,10 @@ export const OneofOptions: MessageFns<OneofOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -5865,8 +6033,10 @@ export const EnumOptions: MessageFns<EnumOptions> = {
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(58).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -5921,7 +6091,10 @@ export const EnumOptions: MessageFns<EnumOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -6020,8 +6193,10 @@ export const EnumValueOptions: MessageFns<EnumValueOptions> = {
     if (message.featureSupport !== undefined) {
       FieldOptions_FeatureSupport.encode(message.featureSupport, writer.uint32(34).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -6076,7 +6251,10 @@ export const EnumValueOptions: MessageFns<EnumValueOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -6163,8 +6341,10 @@ export const ServiceOptions: MessageFns<ServiceOptions> = {
     if (message.deprecated !== undefined && message.deprecated !== false) {
       writer.uint32(264).bool(message.deprecated);
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -6203,7 +6383,10 @@ export const ServiceOptions: MessageFns<ServiceOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -6273,8 +6456,10 @@ export const MethodOptions: MessageFns<MethodOptions> = {
     if (message.features !== undefined) {
       FeatureSet.encode(message.features, writer.uint32(282).fork()).join();
     }
-    for (const v of message.uninterpretedOption) {
-      UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+    if (message.uninterpretedOption !== undefined && message.uninterpretedOption.length !== 0) {
+      for (const v of message.uninterpretedOption) {
+        UninterpretedOption.encode(v!, writer.uint32(7994).fork()).join();
+      }
     }
     return writer;
   },
@@ -6321,7 +6506,10 @@ export const MethodOptions: MessageFns<MethodOptions> = {
               break;
             }
 
-            message.uninterpretedOption.push(UninterpretedOption.decode(reader, reader.uint32()));
+            const el = UninterpretedOption.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.uninterpretedOption!.push(el);
+            }
             continue;
           }
         }
@@ -6399,8 +6587,10 @@ function createBaseUninterpretedOption(): UninterpretedOption {
 
 export const UninterpretedOption: MessageFns<UninterpretedOption> = {
   encode(message: UninterpretedOption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.name) {
-      UninterpretedOption_NamePart.encode(v!, writer.uint32(18).fork()).join();
+    if (message.name !== undefined && message.name.length !== 0) {
+      for (const v of message.name) {
+        UninterpretedOption_NamePart.encode(v!, writer.uint32(18).fork()).join();
+      }
     }
     if (message.identifierValue !== undefined && message.identifierValue !== "") {
       writer.uint32(26).string(message.identifierValue);
@@ -6441,7 +6631,10 @@ export const UninterpretedOption: MessageFns<UninterpretedOption> = {
               break;
             }
 
-            message.name.push(UninterpretedOption_NamePart.decode(reader, reader.uint32()));
+            const el = UninterpretedOption_NamePart.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.name!.push(el);
+            }
             continue;
           }
           case 3: {
@@ -6590,10 +6783,10 @@ function createBaseUninterpretedOption_NamePart(): UninterpretedOption_NamePart 
 
 export const UninterpretedOption_NamePart: MessageFns<UninterpretedOption_NamePart> = {
   encode(message: UninterpretedOption_NamePart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.namePart !== "") {
+    if (message.namePart !== undefined && message.namePart !== "") {
       writer.uint32(10).string(message.namePart);
     }
-    if (message.isExtension !== false) {
+    if (message.isExtension !== undefined && message.isExtension !== false) {
       writer.uint32(16).bool(message.isExtension);
     }
     return writer;
@@ -6657,10 +6850,10 @@ export const UninterpretedOption_NamePart: MessageFns<UninterpretedOption_NamePa
 
   toJSON(message: UninterpretedOption_NamePart): unknown {
     const obj: any = {};
-    if (message.namePart !== "") {
+    if (message.namePart !== undefined && message.namePart !== "") {
       obj.namePart = message.namePart;
     }
-    if (message.isExtension !== false) {
+    if (message.isExtension !== undefined && message.isExtension !== false) {
       obj.isExtension = message.isExtension;
     }
     return obj;
@@ -7032,8 +7225,10 @@ function createBaseFeatureSetDefaults(): FeatureSetDefaults {
 
 export const FeatureSetDefaults: MessageFns<FeatureSetDefaults> = {
   encode(message: FeatureSetDefaults, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.defaults) {
-      FeatureSetDefaults_FeatureSetEditionDefault.encode(v!, writer.uint32(10).fork()).join();
+    if (message.defaults !== undefined && message.defaults.length !== 0) {
+      for (const v of message.defaults) {
+        FeatureSetDefaults_FeatureSetEditionDefault.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     if (message.minimumEdition !== undefined && message.minimumEdition !== 0) {
       writer.uint32(32).int32(message.minimumEdition);
@@ -7062,7 +7257,10 @@ export const FeatureSetDefaults: MessageFns<FeatureSetDefaults> = {
               break;
             }
 
-            message.defaults.push(FeatureSetDefaults_FeatureSetEditionDefault.decode(reader, reader.uint32()));
+            const el = FeatureSetDefaults_FeatureSetEditionDefault.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.defaults!.push(el);
+            }
             continue;
           }
           case 4: {
@@ -7263,8 +7461,10 @@ function createBaseSourceCodeInfo(): SourceCodeInfo {
 
 export const SourceCodeInfo: MessageFns<SourceCodeInfo> = {
   encode(message: SourceCodeInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.location) {
-      SourceCodeInfo_Location.encode(v!, writer.uint32(10).fork()).join();
+    if (message.location !== undefined && message.location.length !== 0) {
+      for (const v of message.location) {
+        SourceCodeInfo_Location.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -7287,7 +7487,10 @@ export const SourceCodeInfo: MessageFns<SourceCodeInfo> = {
               break;
             }
 
-            message.location.push(SourceCodeInfo_Location.decode(reader, reader.uint32()));
+            const el = SourceCodeInfo_Location.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.location!.push(el);
+            }
             continue;
           }
         }
@@ -7334,14 +7537,14 @@ function createBaseSourceCodeInfo_Location(): SourceCodeInfo_Location {
 
 export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
   encode(message: SourceCodeInfo_Location, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.path.length !== 0) {
+    if (message.path !== undefined && message.path.length !== 0) {
       writer.uint32(10).fork();
       for (const v of message.path) {
         writer.int32(v);
       }
       writer.join();
     }
-    if (message.span.length !== 0) {
+    if (message.span !== undefined && message.span.length !== 0) {
       writer.uint32(18).fork();
       for (const v of message.span) {
         writer.int32(v);
@@ -7354,8 +7557,10 @@ export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
     if (message.trailingComments !== undefined && message.trailingComments !== "") {
       writer.uint32(34).string(message.trailingComments);
     }
-    for (const v of message.leadingDetachedComments) {
-      writer.uint32(50).string(v!);
+    if (message.leadingDetachedComments !== undefined && message.leadingDetachedComments.length !== 0) {
+      for (const v of message.leadingDetachedComments) {
+        writer.uint32(50).string(v!);
+      }
     }
     return writer;
   },
@@ -7375,7 +7580,7 @@ export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
         switch (tag >>> 3) {
           case 1: {
             if (tag === 8) {
-              message.path.push(reader.int32());
+              message.path!.push(reader.int32());
 
               continue;
             }
@@ -7383,7 +7588,7 @@ export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
             if (tag === 10) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.path.push(reader.int32());
+                message.path!.push(reader.int32());
               }
 
               continue;
@@ -7393,7 +7598,7 @@ export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
           }
           case 2: {
             if (tag === 16) {
-              message.span.push(reader.int32());
+              message.span!.push(reader.int32());
 
               continue;
             }
@@ -7401,7 +7606,7 @@ export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
             if (tag === 18) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.span.push(reader.int32());
+                message.span!.push(reader.int32());
               }
 
               continue;
@@ -7430,7 +7635,10 @@ export const SourceCodeInfo_Location: MessageFns<SourceCodeInfo_Location> = {
               break;
             }
 
-            message.leadingDetachedComments.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.leadingDetachedComments!.push(el);
+            }
             continue;
           }
         }
@@ -7507,8 +7715,10 @@ function createBaseGeneratedCodeInfo(): GeneratedCodeInfo {
 
 export const GeneratedCodeInfo: MessageFns<GeneratedCodeInfo> = {
   encode(message: GeneratedCodeInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.annotation) {
-      GeneratedCodeInfo_Annotation.encode(v!, writer.uint32(10).fork()).join();
+    if (message.annotation !== undefined && message.annotation.length !== 0) {
+      for (const v of message.annotation) {
+        GeneratedCodeInfo_Annotation.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -7531,7 +7741,10 @@ export const GeneratedCodeInfo: MessageFns<GeneratedCodeInfo> = {
               break;
             }
 
-            message.annotation.push(GeneratedCodeInfo_Annotation.decode(reader, reader.uint32()));
+            const el = GeneratedCodeInfo_Annotation.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.annotation!.push(el);
+            }
             continue;
           }
         }
@@ -7578,7 +7791,7 @@ function createBaseGeneratedCodeInfo_Annotation(): GeneratedCodeInfo_Annotation 
 
 export const GeneratedCodeInfo_Annotation: MessageFns<GeneratedCodeInfo_Annotation> = {
   encode(message: GeneratedCodeInfo_Annotation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.path.length !== 0) {
+    if (message.path !== undefined && message.path.length !== 0) {
       writer.uint32(10).fork();
       for (const v of message.path) {
         writer.int32(v);
@@ -7615,7 +7828,7 @@ export const GeneratedCodeInfo_Annotation: MessageFns<GeneratedCodeInfo_Annotati
         switch (tag >>> 3) {
           case 1: {
             if (tag === 8) {
-              message.path.push(reader.int32());
+              message.path!.push(reader.int32());
 
               continue;
             }
@@ -7623,7 +7836,7 @@ export const GeneratedCodeInfo_Annotation: MessageFns<GeneratedCodeInfo_Annotati
             if (tag === 10) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.path.push(reader.int32());
+                message.path!.push(reader.int32());
               }
 
               continue;

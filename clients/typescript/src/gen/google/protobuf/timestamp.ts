@@ -104,7 +104,9 @@ export interface Timestamp {
    * be between -62135596800 and 253402300799 inclusive (which corresponds to
    * 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z).
    */
-  seconds: number;
+  seconds?:
+    | number
+    | undefined;
   /**
    * Non-negative fractions of a second at nanosecond resolution. This field is
    * the nanosecond portion of the duration, not an alternative to seconds.
@@ -112,7 +114,7 @@ export interface Timestamp {
    * values that count forward in time. Must be between 0 and 999,999,999
    * inclusive.
    */
-  nanos: number;
+  nanos?: number | undefined;
 }
 
 function createBaseTimestamp(): Timestamp {
@@ -121,10 +123,10 @@ function createBaseTimestamp(): Timestamp {
 
 export const Timestamp: MessageFns<Timestamp> = {
   encode(message: Timestamp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seconds !== 0) {
+    if (message.seconds !== undefined && message.seconds !== 0) {
       writer.uint32(8).int64(message.seconds);
     }
-    if (message.nanos !== 0) {
+    if (message.nanos !== undefined && message.nanos !== 0) {
       writer.uint32(16).int32(message.nanos);
     }
     return writer;

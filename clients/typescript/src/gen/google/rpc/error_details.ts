@@ -42,7 +42,9 @@ export interface ErrorInfo {
    * regular expression of `[A-Z][A-Z0-9_]+[A-Z0-9]`, which represents
    * UPPER_SNAKE_CASE.
    */
-  reason: string;
+  reason?:
+    | string
+    | undefined;
   /**
    * The logical grouping to which the "reason" belongs. The error domain
    * is typically the registered service name of the tool or product that
@@ -51,7 +53,9 @@ export interface ErrorInfo {
    * globally unique value that identifies the infrastructure. For Google API
    * infrastructure, the error domain is "googleapis.com".
    */
-  domain: string;
+  domain?:
+    | string
+    | undefined;
   /**
    * Additional structured details about this error.
    *
@@ -63,7 +67,7 @@ export interface ErrorInfo {
    * `{"instanceLimitPerRequest": "100"}`, if the client exceeds the number of
    * instances that can be created in a single (batch) request.
    */
-  metadata: { [key: string]: string };
+  metadata?: { [key: string]: string } | undefined;
 }
 
 export interface ErrorInfo_MetadataEntry {
@@ -94,9 +98,11 @@ export interface RetryInfo {
 /** Describes additional debugging info. */
 export interface DebugInfo {
   /** The stack trace entries indicating where the error occurred. */
-  stackEntries: string[];
+  stackEntries?:
+    | string[]
+    | undefined;
   /** Additional debugging information provided by the server. */
-  detail: string;
+  detail?: string | undefined;
 }
 
 /**
@@ -114,7 +120,7 @@ export interface DebugInfo {
  */
 export interface QuotaFailure {
   /** Describes all quota violations. */
-  violations: QuotaFailure_Violation[];
+  violations?: QuotaFailure_Violation[] | undefined;
 }
 
 /**
@@ -127,7 +133,9 @@ export interface QuotaFailure_Violation {
    * For example, "clientip:<ip address of client>" or "project:<Google
    * developer project id>".
    */
-  subject: string;
+  subject?:
+    | string
+    | undefined;
   /**
    * A description of how the quota check failed. Clients can use this
    * description to find more about the quota configuration in the service's
@@ -137,7 +145,9 @@ export interface QuotaFailure_Violation {
    * For example: "Service disabled" or "Daily Limit for read operations
    * exceeded".
    */
-  description: string;
+  description?:
+    | string
+    | undefined;
   /**
    * The API Service from which the `QuotaFailure.Violation` orginates. In
    * some cases, Quota issues originate from an API Service other than the one
@@ -153,7 +163,9 @@ export interface QuotaFailure_Violation {
    * API (compute.googleapis.com), this field would be
    * "compute.googleapis.com".
    */
-  apiService: string;
+  apiService?:
+    | string
+    | undefined;
   /**
    * The metric of the violated quota. A quota metric is a named counter to
    * measure usage, such as API requests or CPUs. When an activity occurs in a
@@ -163,14 +175,18 @@ export interface QuotaFailure_Violation {
    * For example, "compute.googleapis.com/cpus_per_vm_family",
    * "storage.googleapis.com/internet_egress_bandwidth".
    */
-  quotaMetric: string;
+  quotaMetric?:
+    | string
+    | undefined;
   /**
    * The id of the violated quota. Also know as "limit name", this is the
    * unique identifier of a quota in the context of an API service.
    *
    * For example, "CPUS-PER-VM-FAMILY-per-project-region".
    */
-  quotaId: string;
+  quotaId?:
+    | string
+    | undefined;
   /**
    * The dimensions of the violated quota. Every non-global quota is enforced
    * on a set of dimensions. While quota metric defines what to count, the
@@ -189,7 +205,9 @@ export interface QuotaFailure_Violation {
    * When a quota is enforced globally, the quota_dimensions would always be
    * empty.
    */
-  quotaDimensions: { [key: string]: string };
+  quotaDimensions?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * The enforced quota value at the time of the `QuotaFailure`.
    *
@@ -197,7 +215,9 @@ export interface QuotaFailure_Violation {
    * `QuotaFailure` on the number of CPUs is "10", then the value of this
    * field would reflect this quantity.
    */
-  quotaValue: number;
+  quotaValue?:
+    | number
+    | undefined;
   /**
    * The new quota value being rolled out at the time of the violation. At the
    * completion of the rollout, this value will be enforced in place of
@@ -225,7 +245,7 @@ export interface QuotaFailure_Violation_QuotaDimensionsEntry {
  */
 export interface PreconditionFailure {
   /** Describes all precondition violations. */
-  violations: PreconditionFailure_Violation[];
+  violations?: PreconditionFailure_Violation[] | undefined;
 }
 
 /** A message type used to describe a single precondition failure. */
@@ -235,20 +255,24 @@ export interface PreconditionFailure_Violation {
    * enum type to define the supported precondition violation subjects. For
    * example, "TOS" for "Terms of Service violation".
    */
-  type: string;
+  type?:
+    | string
+    | undefined;
   /**
    * The subject, relative to the type, that failed.
    * For example, "google.com/cloud" relative to the "TOS" type would indicate
    * which terms of service is being referenced.
    */
-  subject: string;
+  subject?:
+    | string
+    | undefined;
   /**
    * A description of how the precondition failed. Developers can use this
    * description to understand how to fix the failure.
    *
    * For example: "Terms of service not accepted".
    */
-  description: string;
+  description?: string | undefined;
 }
 
 /**
@@ -257,7 +281,7 @@ export interface PreconditionFailure_Violation {
  */
 export interface BadRequest {
   /** Describes all violations in a client request. */
-  fieldViolations: BadRequest_FieldViolation[];
+  fieldViolations?: BadRequest_FieldViolation[] | undefined;
 }
 
 /** A message type used to describe a single bad request field. */
@@ -301,9 +325,13 @@ export interface BadRequest_FieldViolation {
    * * `emailAddresses[2].type[1]` for a violation in the second `type`
    *   value in the third `emailAddresses` message.
    */
-  field: string;
+  field?:
+    | string
+    | undefined;
   /** A description of why the request element is bad. */
-  description: string;
+  description?:
+    | string
+    | undefined;
   /**
    * The reason of the field-level error. This is a constant value that
    * identifies the proximate cause of the field-level error. It should
@@ -312,7 +340,9 @@ export interface BadRequest_FieldViolation {
    * characters and match a regular expression of `[A-Z][A-Z0-9_]+[A-Z0-9]`,
    * which represents UPPER_SNAKE_CASE.
    */
-  reason: string;
+  reason?:
+    | string
+    | undefined;
   /**
    * Provides a localized error message for field-level errors that is safe to
    * return to the API consumer.
@@ -329,12 +359,14 @@ export interface RequestInfo {
    * An opaque string that should only be interpreted by the service generating
    * it. For example, it can be used to identify requests in the service's logs.
    */
-  requestId: string;
+  requestId?:
+    | string
+    | undefined;
   /**
    * Any data that was used to serve this request. For example, an encrypted
    * stack trace that can be sent back to the service provider for debugging.
    */
-  servingData: string;
+  servingData?: string | undefined;
 }
 
 /** Describes the resource that is being accessed. */
@@ -344,26 +376,32 @@ export interface ResourceInfo {
    * "cloud storage bucket", "file", "Google calendar"; or the type URL
    * of the resource: e.g. "type.googleapis.com/google.pubsub.v1.Topic".
    */
-  resourceType: string;
+  resourceType?:
+    | string
+    | undefined;
   /**
    * The name of the resource being accessed.  For example, a shared calendar
    * name: "example.com_4fghdhgsrgh@group.calendar.google.com", if the current
    * error is
    * [google.rpc.Code.PERMISSION_DENIED][google.rpc.Code.PERMISSION_DENIED].
    */
-  resourceName: string;
+  resourceName?:
+    | string
+    | undefined;
   /**
    * The owner of the resource (optional).
    * For example, "user:<owner email>" or "project:<Google developer project
    * id>".
    */
-  owner: string;
+  owner?:
+    | string
+    | undefined;
   /**
    * Describes what error is encountered when accessing this resource.
    * For example, updating a cloud project may require the `writer` permission
    * on the developer console project.
    */
-  description: string;
+  description?: string | undefined;
 }
 
 /**
@@ -375,15 +413,17 @@ export interface ResourceInfo {
  */
 export interface Help {
   /** URL(s) pointing to additional information on handling the current error. */
-  links: Help_Link[];
+  links?: Help_Link[] | undefined;
 }
 
 /** Describes a URL link. */
 export interface Help_Link {
   /** Describes what the link offers. */
-  description: string;
+  description?:
+    | string
+    | undefined;
   /** The URL of the link. */
-  url: string;
+  url?: string | undefined;
 }
 
 /**
@@ -396,9 +436,11 @@ export interface LocalizedMessage {
    * https://www.rfc-editor.org/rfc/bcp/bcp47.txt.
    * Examples are: "en-US", "fr-CH", "es-MX"
    */
-  locale: string;
+  locale?:
+    | string
+    | undefined;
   /** The localized error message in the above locale. */
-  message: string;
+  message?: string | undefined;
 }
 
 function createBaseErrorInfo(): ErrorInfo {
@@ -407,13 +449,13 @@ function createBaseErrorInfo(): ErrorInfo {
 
 export const ErrorInfo: MessageFns<ErrorInfo> = {
   encode(message: ErrorInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.reason !== "") {
+    if (message.reason !== undefined && message.reason !== "") {
       writer.uint32(10).string(message.reason);
     }
-    if (message.domain !== "") {
+    if (message.domain !== undefined && message.domain !== "") {
       writer.uint32(18).string(message.domain);
     }
-    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.metadata || {}).forEach(([key, value]: [string, string]) => {
       ErrorInfo_MetadataEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
     return writer;
@@ -455,7 +497,7 @@ export const ErrorInfo: MessageFns<ErrorInfo> = {
 
             const entry3 = ErrorInfo_MetadataEntry.decode(reader, reader.uint32());
             if (entry3.value !== undefined) {
-              message.metadata[entry3.key] = entry3.value;
+              message.metadata![entry3.key] = entry3.value;
             }
             continue;
           }
@@ -494,10 +536,10 @@ export const ErrorInfo: MessageFns<ErrorInfo> = {
 
   toJSON(message: ErrorInfo): unknown {
     const obj: any = {};
-    if (message.reason !== "") {
+    if (message.reason !== undefined && message.reason !== "") {
       obj.reason = message.reason;
     }
-    if (message.domain !== "") {
+    if (message.domain !== undefined && message.domain !== "") {
       obj.domain = message.domain;
     }
     if (message.metadata) {
@@ -698,10 +740,12 @@ function createBaseDebugInfo(): DebugInfo {
 
 export const DebugInfo: MessageFns<DebugInfo> = {
   encode(message: DebugInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.stackEntries) {
-      writer.uint32(10).string(v!);
+    if (message.stackEntries !== undefined && message.stackEntries.length !== 0) {
+      for (const v of message.stackEntries) {
+        writer.uint32(10).string(v!);
+      }
     }
-    if (message.detail !== "") {
+    if (message.detail !== undefined && message.detail !== "") {
       writer.uint32(18).string(message.detail);
     }
     return writer;
@@ -725,7 +769,10 @@ export const DebugInfo: MessageFns<DebugInfo> = {
               break;
             }
 
-            message.stackEntries.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.stackEntries!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -764,7 +811,7 @@ export const DebugInfo: MessageFns<DebugInfo> = {
     if (message.stackEntries?.length) {
       obj.stackEntries = message.stackEntries;
     }
-    if (message.detail !== "") {
+    if (message.detail !== undefined && message.detail !== "") {
       obj.detail = message.detail;
     }
     return obj;
@@ -787,8 +834,10 @@ function createBaseQuotaFailure(): QuotaFailure {
 
 export const QuotaFailure: MessageFns<QuotaFailure> = {
   encode(message: QuotaFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.violations) {
-      QuotaFailure_Violation.encode(v!, writer.uint32(10).fork()).join();
+    if (message.violations !== undefined && message.violations.length !== 0) {
+      for (const v of message.violations) {
+        QuotaFailure_Violation.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -811,7 +860,10 @@ export const QuotaFailure: MessageFns<QuotaFailure> = {
               break;
             }
 
-            message.violations.push(QuotaFailure_Violation.decode(reader, reader.uint32()));
+            const el = QuotaFailure_Violation.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.violations!.push(el);
+            }
             continue;
           }
         }
@@ -867,25 +919,25 @@ function createBaseQuotaFailure_Violation(): QuotaFailure_Violation {
 
 export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
   encode(message: QuotaFailure_Violation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.subject !== "") {
+    if (message.subject !== undefined && message.subject !== "") {
       writer.uint32(10).string(message.subject);
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       writer.uint32(18).string(message.description);
     }
-    if (message.apiService !== "") {
+    if (message.apiService !== undefined && message.apiService !== "") {
       writer.uint32(26).string(message.apiService);
     }
-    if (message.quotaMetric !== "") {
+    if (message.quotaMetric !== undefined && message.quotaMetric !== "") {
       writer.uint32(34).string(message.quotaMetric);
     }
-    if (message.quotaId !== "") {
+    if (message.quotaId !== undefined && message.quotaId !== "") {
       writer.uint32(42).string(message.quotaId);
     }
-    globalThis.Object.entries(message.quotaDimensions).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.quotaDimensions || {}).forEach(([key, value]: [string, string]) => {
       QuotaFailure_Violation_QuotaDimensionsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
-    if (message.quotaValue !== 0) {
+    if (message.quotaValue !== undefined && message.quotaValue !== 0) {
       writer.uint32(56).int64(message.quotaValue);
     }
     if (message.futureQuotaValue !== undefined) {
@@ -954,7 +1006,7 @@ export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
 
             const entry6 = QuotaFailure_Violation_QuotaDimensionsEntry.decode(reader, reader.uint32());
             if (entry6.value !== undefined) {
-              message.quotaDimensions[entry6.key] = entry6.value;
+              message.quotaDimensions![entry6.key] = entry6.value;
             }
             continue;
           }
@@ -1047,19 +1099,19 @@ export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
 
   toJSON(message: QuotaFailure_Violation): unknown {
     const obj: any = {};
-    if (message.subject !== "") {
+    if (message.subject !== undefined && message.subject !== "") {
       obj.subject = message.subject;
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       obj.description = message.description;
     }
-    if (message.apiService !== "") {
+    if (message.apiService !== undefined && message.apiService !== "") {
       obj.apiService = message.apiService;
     }
-    if (message.quotaMetric !== "") {
+    if (message.quotaMetric !== undefined && message.quotaMetric !== "") {
       obj.quotaMetric = message.quotaMetric;
     }
-    if (message.quotaId !== "") {
+    if (message.quotaId !== undefined && message.quotaId !== "") {
       obj.quotaId = message.quotaId;
     }
     if (message.quotaDimensions) {
@@ -1071,7 +1123,7 @@ export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
         });
       }
     }
-    if (message.quotaValue !== 0) {
+    if (message.quotaValue !== undefined && message.quotaValue !== 0) {
       obj.quotaValue = Math.round(message.quotaValue);
     }
     if (message.futureQuotaValue !== undefined) {
@@ -1203,8 +1255,10 @@ function createBasePreconditionFailure(): PreconditionFailure {
 
 export const PreconditionFailure: MessageFns<PreconditionFailure> = {
   encode(message: PreconditionFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.violations) {
-      PreconditionFailure_Violation.encode(v!, writer.uint32(10).fork()).join();
+    if (message.violations !== undefined && message.violations.length !== 0) {
+      for (const v of message.violations) {
+        PreconditionFailure_Violation.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -1227,7 +1281,10 @@ export const PreconditionFailure: MessageFns<PreconditionFailure> = {
               break;
             }
 
-            message.violations.push(PreconditionFailure_Violation.decode(reader, reader.uint32()));
+            const el = PreconditionFailure_Violation.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.violations!.push(el);
+            }
             continue;
           }
         }
@@ -1274,13 +1331,13 @@ function createBasePreconditionFailure_Violation(): PreconditionFailure_Violatio
 
 export const PreconditionFailure_Violation: MessageFns<PreconditionFailure_Violation> = {
   encode(message: PreconditionFailure_Violation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.type !== "") {
+    if (message.type !== undefined && message.type !== "") {
       writer.uint32(10).string(message.type);
     }
-    if (message.subject !== "") {
+    if (message.subject !== undefined && message.subject !== "") {
       writer.uint32(18).string(message.subject);
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       writer.uint32(26).string(message.description);
     }
     return writer;
@@ -1345,13 +1402,13 @@ export const PreconditionFailure_Violation: MessageFns<PreconditionFailure_Viola
 
   toJSON(message: PreconditionFailure_Violation): unknown {
     const obj: any = {};
-    if (message.type !== "") {
+    if (message.type !== undefined && message.type !== "") {
       obj.type = message.type;
     }
-    if (message.subject !== "") {
+    if (message.subject !== undefined && message.subject !== "") {
       obj.subject = message.subject;
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       obj.description = message.description;
     }
     return obj;
@@ -1377,8 +1434,10 @@ function createBaseBadRequest(): BadRequest {
 
 export const BadRequest: MessageFns<BadRequest> = {
   encode(message: BadRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.fieldViolations) {
-      BadRequest_FieldViolation.encode(v!, writer.uint32(10).fork()).join();
+    if (message.fieldViolations !== undefined && message.fieldViolations.length !== 0) {
+      for (const v of message.fieldViolations) {
+        BadRequest_FieldViolation.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -1401,7 +1460,10 @@ export const BadRequest: MessageFns<BadRequest> = {
               break;
             }
 
-            message.fieldViolations.push(BadRequest_FieldViolation.decode(reader, reader.uint32()));
+            const el = BadRequest_FieldViolation.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.fieldViolations!.push(el);
+            }
             continue;
           }
         }
@@ -1450,13 +1512,13 @@ function createBaseBadRequest_FieldViolation(): BadRequest_FieldViolation {
 
 export const BadRequest_FieldViolation: MessageFns<BadRequest_FieldViolation> = {
   encode(message: BadRequest_FieldViolation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.field !== "") {
+    if (message.field !== undefined && message.field !== "") {
       writer.uint32(10).string(message.field);
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       writer.uint32(18).string(message.description);
     }
-    if (message.reason !== "") {
+    if (message.reason !== undefined && message.reason !== "") {
       writer.uint32(26).string(message.reason);
     }
     if (message.localizedMessage !== undefined) {
@@ -1537,13 +1599,13 @@ export const BadRequest_FieldViolation: MessageFns<BadRequest_FieldViolation> = 
 
   toJSON(message: BadRequest_FieldViolation): unknown {
     const obj: any = {};
-    if (message.field !== "") {
+    if (message.field !== undefined && message.field !== "") {
       obj.field = message.field;
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       obj.description = message.description;
     }
-    if (message.reason !== "") {
+    if (message.reason !== undefined && message.reason !== "") {
       obj.reason = message.reason;
     }
     if (message.localizedMessage !== undefined) {
@@ -1573,10 +1635,10 @@ function createBaseRequestInfo(): RequestInfo {
 
 export const RequestInfo: MessageFns<RequestInfo> = {
   encode(message: RequestInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined && message.requestId !== "") {
       writer.uint32(10).string(message.requestId);
     }
-    if (message.servingData !== "") {
+    if (message.servingData !== undefined && message.servingData !== "") {
       writer.uint32(18).string(message.servingData);
     }
     return writer;
@@ -1640,10 +1702,10 @@ export const RequestInfo: MessageFns<RequestInfo> = {
 
   toJSON(message: RequestInfo): unknown {
     const obj: any = {};
-    if (message.requestId !== "") {
+    if (message.requestId !== undefined && message.requestId !== "") {
       obj.requestId = message.requestId;
     }
-    if (message.servingData !== "") {
+    if (message.servingData !== undefined && message.servingData !== "") {
       obj.servingData = message.servingData;
     }
     return obj;
@@ -1666,16 +1728,16 @@ function createBaseResourceInfo(): ResourceInfo {
 
 export const ResourceInfo: MessageFns<ResourceInfo> = {
   encode(message: ResourceInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.resourceType !== "") {
+    if (message.resourceType !== undefined && message.resourceType !== "") {
       writer.uint32(10).string(message.resourceType);
     }
-    if (message.resourceName !== "") {
+    if (message.resourceName !== undefined && message.resourceName !== "") {
       writer.uint32(18).string(message.resourceName);
     }
-    if (message.owner !== "") {
+    if (message.owner !== undefined && message.owner !== "") {
       writer.uint32(26).string(message.owner);
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       writer.uint32(34).string(message.description);
     }
     return writer;
@@ -1757,16 +1819,16 @@ export const ResourceInfo: MessageFns<ResourceInfo> = {
 
   toJSON(message: ResourceInfo): unknown {
     const obj: any = {};
-    if (message.resourceType !== "") {
+    if (message.resourceType !== undefined && message.resourceType !== "") {
       obj.resourceType = message.resourceType;
     }
-    if (message.resourceName !== "") {
+    if (message.resourceName !== undefined && message.resourceName !== "") {
       obj.resourceName = message.resourceName;
     }
-    if (message.owner !== "") {
+    if (message.owner !== undefined && message.owner !== "") {
       obj.owner = message.owner;
     }
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       obj.description = message.description;
     }
     return obj;
@@ -1791,8 +1853,10 @@ function createBaseHelp(): Help {
 
 export const Help: MessageFns<Help> = {
   encode(message: Help, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.links) {
-      Help_Link.encode(v!, writer.uint32(10).fork()).join();
+    if (message.links !== undefined && message.links.length !== 0) {
+      for (const v of message.links) {
+        Help_Link.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     return writer;
   },
@@ -1815,7 +1879,10 @@ export const Help: MessageFns<Help> = {
               break;
             }
 
-            message.links.push(Help_Link.decode(reader, reader.uint32()));
+            const el = Help_Link.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.links!.push(el);
+            }
             continue;
           }
         }
@@ -1860,10 +1927,10 @@ function createBaseHelp_Link(): Help_Link {
 
 export const Help_Link: MessageFns<Help_Link> = {
   encode(message: Help_Link, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       writer.uint32(10).string(message.description);
     }
-    if (message.url !== "") {
+    if (message.url !== undefined && message.url !== "") {
       writer.uint32(18).string(message.url);
     }
     return writer;
@@ -1919,10 +1986,10 @@ export const Help_Link: MessageFns<Help_Link> = {
 
   toJSON(message: Help_Link): unknown {
     const obj: any = {};
-    if (message.description !== "") {
+    if (message.description !== undefined && message.description !== "") {
       obj.description = message.description;
     }
-    if (message.url !== "") {
+    if (message.url !== undefined && message.url !== "") {
       obj.url = message.url;
     }
     return obj;
@@ -1945,10 +2012,10 @@ function createBaseLocalizedMessage(): LocalizedMessage {
 
 export const LocalizedMessage: MessageFns<LocalizedMessage> = {
   encode(message: LocalizedMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.locale !== "") {
+    if (message.locale !== undefined && message.locale !== "") {
       writer.uint32(10).string(message.locale);
     }
-    if (message.message !== "") {
+    if (message.message !== undefined && message.message !== "") {
       writer.uint32(18).string(message.message);
     }
     return writer;
@@ -2004,10 +2071,10 @@ export const LocalizedMessage: MessageFns<LocalizedMessage> = {
 
   toJSON(message: LocalizedMessage): unknown {
     const obj: any = {};
-    if (message.locale !== "") {
+    if (message.locale !== undefined && message.locale !== "") {
       obj.locale = message.locale;
     }
-    if (message.message !== "") {
+    if (message.message !== undefined && message.message !== "") {
       obj.message = message.message;
     }
     return obj;

@@ -22,19 +22,23 @@ export interface Status {
    * The status code, which should be an enum value of
    * [google.rpc.Code][google.rpc.Code].
    */
-  code: number;
+  code?:
+    | number
+    | undefined;
   /**
    * A developer-facing error message, which should be in English. Any
    * user-facing error message should be localized and sent in the
    * [google.rpc.Status.details][google.rpc.Status.details] field, or localized
    * by the client.
    */
-  message: string;
+  message?:
+    | string
+    | undefined;
   /**
    * A list of messages that carry the error details.  There is a common set of
    * message types for APIs to use.
    */
-  details: Any[];
+  details?: Any[] | undefined;
 }
 
 function createBaseStatus(): Status {
@@ -43,14 +47,16 @@ function createBaseStatus(): Status {
 
 export const Status: MessageFns<Status> = {
   encode(message: Status, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.code !== 0) {
+    if (message.code !== undefined && message.code !== 0) {
       writer.uint32(8).int32(message.code);
     }
-    if (message.message !== "") {
+    if (message.message !== undefined && message.message !== "") {
       writer.uint32(18).string(message.message);
     }
-    for (const v of message.details) {
-      Any.encode(v!, writer.uint32(26).fork()).join();
+    if (message.details !== undefined && message.details.length !== 0) {
+      for (const v of message.details) {
+        Any.encode(v!, writer.uint32(26).fork()).join();
+      }
     }
     return writer;
   },
@@ -89,7 +95,10 @@ export const Status: MessageFns<Status> = {
               break;
             }
 
-            message.details.push(Any.decode(reader, reader.uint32()));
+            const el = Any.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.details!.push(el);
+            }
             continue;
           }
         }
@@ -114,10 +123,10 @@ export const Status: MessageFns<Status> = {
 
   toJSON(message: Status): unknown {
     const obj: any = {};
-    if (message.code !== 0) {
+    if (message.code !== undefined && message.code !== 0) {
       obj.code = Math.round(message.code);
     }
-    if (message.message !== "") {
+    if (message.message !== undefined && message.message !== "") {
       obj.message = message.message;
     }
     if (message.details?.length) {

@@ -297,13 +297,17 @@ export interface CreateModelInvocationJobRequest {
    * Name of the job. Required. 1 to 63 characters; starts with an ASCII letter or digit, followed
    * by letters, digits, `+`, `-` or `.`.
    */
-  jobName: string;
+  jobName?:
+    | string
+    | undefined;
   /**
    * ARN of the service role that Amazon Bedrock assumes to read the input, write the output and
    * invoke the model. Required. At most 2048 characters; an IAM role ARN of the form
    * `arn:aws[-<partition>]:iam::<account>:role/<name>`.
    */
-  roleArn: string;
+  roleArn?:
+    | string
+    | undefined;
   /**
    * Idempotency token, case-sensitive: AWS ignores a repeated request with the same token, without
    * an error, instead of creating a second job. Optional. When unset, the AWS SDK generates a
@@ -319,7 +323,9 @@ export interface CreateModelInvocationJobRequest {
    * (`<provider>.<model>[:<version>]`) or ARN, a custom model ARN, or an inference profile /
    * application inference profile ID or ARN.
    */
-  modelId: string;
+  modelId?:
+    | string
+    | undefined;
   /** Where to read the input records. Required. */
   inputDataConfig?:
     | ModelInvocationJobInputDataConfig
@@ -337,12 +343,14 @@ export interface CreateModelInvocationJobRequest {
     | number
     | undefined;
   /** Tags to attach to the new job. Optional. At most 200 entries. */
-  tags: Tag[];
+  tags?:
+    | Tag[]
+    | undefined;
   /**
    * Which Bedrock runtime API invokes the model for each record; it decides the format of the input
    * records. Optional.
    */
-  modelInvocationType: ModelInvocationType;
+  modelInvocationType?: ModelInvocationType | undefined;
 }
 
 /** Response message for `CreateModelInvocationJob`. */
@@ -352,7 +360,7 @@ export interface CreateModelInvocationJobResponse {
    * the form `arn:aws[-<partition>]:bedrock:<region>:<account>:model-invocation-job/<job-id>` with
    * a 12-character job ID.
    */
-  jobArn: string;
+  jobArn?: string | undefined;
 }
 
 /** Request message for `GetModelInvocationJob`. */
@@ -361,7 +369,7 @@ export interface GetModelInvocationJobRequest {
    * The job to fetch: its ARN or its job ID. Required. At most 1011 characters; a batch inference
    * job ARN or just its 12-character lowercase alphanumeric job ID.
    */
-  jobIdentifier: string;
+  jobIdentifier?: string | undefined;
 }
 
 /** Response message for `GetModelInvocationJob`. */
@@ -371,7 +379,9 @@ export interface GetModelInvocationJobResponse {
    * form `arn:aws[-<partition>]:bedrock:<region>:<account>:model-invocation-job/<job-id>` with a
    * 12-character job ID.
    */
-  jobArn: string;
+  jobArn?:
+    | string
+    | undefined;
   /**
    * Name of the job. Optional. 1 to 63 characters; starts with an ASCII letter or digit, followed
    * by letters, digits, `+`, `-` or `.`.
@@ -384,7 +394,9 @@ export interface GetModelInvocationJobResponse {
    * (`<provider>.<model>[:<version>]`) or ARN, a custom model ARN, or an inference profile /
    * application inference profile ID or ARN.
    */
-  modelId: string;
+  modelId?:
+    | string
+    | undefined;
   /**
    * The idempotency token the job was created with, if any. Optional. 1 to 256 characters; ASCII
    * letters and digits, optionally in groups joined by hyphens (no leading or trailing hyphen).
@@ -396,9 +408,13 @@ export interface GetModelInvocationJobResponse {
    * ARN of the service role the job runs as. Required. Always set. At most 2048 characters; an IAM
    * role ARN of the form `arn:aws[-<partition>]:iam::<account>:role/<name>`.
    */
-  roleArn: string;
+  roleArn?:
+    | string
+    | undefined;
   /** Current state of the job. Optional. */
-  status: ModelInvocationJobStatus;
+  status?:
+    | ModelInvocationJobStatus
+    | undefined;
   /**
    * Why the job failed; set for failed jobs. Optional. At most 2048 characters; marked sensitive by
    * AWS.
@@ -439,7 +455,9 @@ export interface GetModelInvocationJobResponse {
     | Date
     | undefined;
   /** The runtime API the job invokes the model with. Optional. */
-  modelInvocationType: ModelInvocationType;
+  modelInvocationType?:
+    | ModelInvocationType
+    | undefined;
   /** Number of input records. Optional. At least 0. */
   totalRecordCount?:
     | number
@@ -467,7 +485,9 @@ export interface ListModelInvocationJobsRequest {
     | Date
     | undefined;
   /** Only list jobs in this state. Optional. Unset lists jobs in any state. */
-  statusEquals: ModelInvocationJobStatus;
+  statusEquals?:
+    | ModelInvocationJobStatus
+    | undefined;
   /**
    * Only list jobs whose name contains this string. Optional. 1 to 63 characters; starts with an
    * ASCII letter or digit, followed by letters, digits, `+`, `-` or `.`.
@@ -490,9 +510,11 @@ export interface ListModelInvocationJobsRequest {
     | string
     | undefined;
   /** Attribute that orders the results. Optional. */
-  sortBy: SortJobsBy;
+  sortBy?:
+    | SortJobsBy
+    | undefined;
   /** Direction of the ordering. Optional. */
-  sortOrder: SortOrder;
+  sortOrder?: SortOrder | undefined;
 }
 
 /** Response message for `ListModelInvocationJobs`. */
@@ -502,7 +524,7 @@ export interface ListModelInvocationJobsResponse {
     | string
     | undefined;
   /** The jobs on this page. Optional. */
-  invocationJobSummaries: ModelInvocationJobSummary[];
+  invocationJobSummaries?: ModelInvocationJobSummary[] | undefined;
 }
 
 /** Request message for `StopModelInvocationJob`. */
@@ -511,7 +533,7 @@ export interface StopModelInvocationJobRequest {
    * The job to stop: its ARN or its job ID. Required. At most 1011 characters; a batch inference
    * job ARN or just its 12-character lowercase alphanumeric job ID.
    */
-  jobIdentifier: string;
+  jobIdentifier?: string | undefined;
 }
 
 /** Response message for `StopModelInvocationJob`; AWS returns no members. */
@@ -527,12 +549,16 @@ export interface ModelInvocationJobInputDataConfig {
 /** Input records stored in Amazon S3. */
 export interface ModelInvocationJobS3InputDataConfig {
   /** Format of the input files. Optional. When unset, AWS assumes JSONL, the only format it defines. */
-  s3InputFormat: S3InputFormat;
+  s3InputFormat?:
+    | S3InputFormat
+    | undefined;
   /**
    * S3 URI of the input file or folder. Required. 1 to 1024 characters; an `s3://<bucket>[/<key>]`
    * URI whose bucket name is 3 to 63 lowercase letters, digits, dots or hyphens.
    */
-  s3Uri: string;
+  s3Uri?:
+    | string
+    | undefined;
   /**
    * ID of the AWS account that owns the input bucket. Optional. Exactly 12 digits (an AWS account
    * ID).
@@ -552,7 +578,9 @@ export interface ModelInvocationJobS3OutputDataConfig {
    * S3 URI of the output folder. Required. 1 to 1024 characters; an `s3://<bucket>[/<key>]` URI
    * whose bucket name is 3 to 63 lowercase letters, digits, dots or hyphens.
    */
-  s3Uri: string;
+  s3Uri?:
+    | string
+    | undefined;
   /**
    * KMS key that encrypts the output. Optional. 1 to 2048 characters; a KMS key ID, key ARN, alias
    * name (`alias/<name>`) or alias ARN.
@@ -573,12 +601,14 @@ export interface VpcConfig {
    * IDs of the VPC subnets the job uses. Required. 1 to 16 entries. Each entry: at most 32
    * characters; ASCII letters, digits and hyphens only.
    */
-  subnetIds: string[];
+  subnetIds?:
+    | string[]
+    | undefined;
   /**
    * IDs of the security groups applied to the job. Required. 1 to 5 entries. Each entry: at most 32
    * characters; ASCII letters, digits and hyphens only.
    */
-  securityGroupIds: string[];
+  securityGroupIds?: string[] | undefined;
 }
 
 /** A key/value label attached to an Amazon Bedrock resource. */
@@ -587,12 +617,14 @@ export interface Tag {
    * The tag key. Required. 1 to 128 characters; ASCII letters, digits, whitespace and the
    * characters `_.:/=+@-`.
    */
-  key: string;
+  key?:
+    | string
+    | undefined;
   /**
    * The tag value; may be empty. Required. At most 256 characters; ASCII letters, digits,
    * whitespace and the characters `_.:/=+@-`.
    */
-  value: string;
+  value?: string | undefined;
 }
 
 /** A batch inference job as listed by `ListModelInvocationJobs`. */
@@ -602,18 +634,24 @@ export interface ModelInvocationJobSummary {
    * form `arn:aws[-<partition>]:bedrock:<region>:<account>:model-invocation-job/<job-id>` with a
    * 12-character job ID.
    */
-  jobArn: string;
+  jobArn?:
+    | string
+    | undefined;
   /**
    * Name of the job. Required. Always set. 1 to 63 characters; starts with an ASCII letter or
    * digit, followed by letters, digits, `+`, `-` or `.`.
    */
-  jobName: string;
+  jobName?:
+    | string
+    | undefined;
   /**
    * The model the job runs. Required. Always set. 1 to 2048 characters; a foundation model ID
    * (`<provider>.<model>[:<version>]`) or ARN, a custom model ARN, or an inference profile /
    * application inference profile ID or ARN.
    */
-  modelId: string;
+  modelId?:
+    | string
+    | undefined;
   /**
    * The idempotency token the job was created with, if any. Optional. 1 to 256 characters; ASCII
    * letters and digits, optionally in groups joined by hyphens (no leading or trailing hyphen).
@@ -625,9 +663,13 @@ export interface ModelInvocationJobSummary {
    * ARN of the service role the job runs as. Required. Always set. At most 2048 characters; an IAM
    * role ARN of the form `arn:aws[-<partition>]:iam::<account>:role/<name>`.
    */
-  roleArn: string;
+  roleArn?:
+    | string
+    | undefined;
   /** Current state of the job. Optional. */
-  status: ModelInvocationJobStatus;
+  status?:
+    | ModelInvocationJobStatus
+    | undefined;
   /**
    * Why the job failed; set for failed jobs. Optional. At most 2048 characters; marked sensitive by
    * AWS.
@@ -668,7 +710,9 @@ export interface ModelInvocationJobSummary {
     | Date
     | undefined;
   /** The runtime API the job invokes the model with. Optional. */
-  modelInvocationType: ModelInvocationType;
+  modelInvocationType?:
+    | ModelInvocationType
+    | undefined;
   /** Number of input records. Optional. At least 0. */
   totalRecordCount?:
     | number
@@ -702,16 +746,16 @@ function createBaseCreateModelInvocationJobRequest(): CreateModelInvocationJobRe
 
 export const CreateModelInvocationJobRequest: MessageFns<CreateModelInvocationJobRequest> = {
   encode(message: CreateModelInvocationJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobName !== "") {
+    if (message.jobName !== undefined && message.jobName !== "") {
       writer.uint32(10).string(message.jobName);
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       writer.uint32(18).string(message.roleArn);
     }
     if (message.clientRequestToken !== undefined) {
       writer.uint32(26).string(message.clientRequestToken);
     }
-    if (message.modelId !== "") {
+    if (message.modelId !== undefined && message.modelId !== "") {
       writer.uint32(34).string(message.modelId);
     }
     if (message.inputDataConfig !== undefined) {
@@ -726,10 +770,12 @@ export const CreateModelInvocationJobRequest: MessageFns<CreateModelInvocationJo
     if (message.timeoutDurationInHours !== undefined) {
       writer.uint32(64).int32(message.timeoutDurationInHours);
     }
-    for (const v of message.tags) {
-      Tag.encode(v!, writer.uint32(74).fork()).join();
+    if (message.tags !== undefined && message.tags.length !== 0) {
+      for (const v of message.tags) {
+        Tag.encode(v!, writer.uint32(74).fork()).join();
+      }
     }
-    if (message.modelInvocationType !== 0) {
+    if (message.modelInvocationType !== undefined && message.modelInvocationType !== 0) {
       writer.uint32(80).int32(message.modelInvocationType);
     }
     return writer;
@@ -817,7 +863,10 @@ export const CreateModelInvocationJobRequest: MessageFns<CreateModelInvocationJo
               break;
             }
 
-            message.tags.push(Tag.decode(reader, reader.uint32()));
+            const el = Tag.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.tags!.push(el);
+            }
             continue;
           }
           case 10: {
@@ -895,16 +944,16 @@ export const CreateModelInvocationJobRequest: MessageFns<CreateModelInvocationJo
 
   toJSON(message: CreateModelInvocationJobRequest): unknown {
     const obj: any = {};
-    if (message.jobName !== "") {
+    if (message.jobName !== undefined && message.jobName !== "") {
       obj.jobName = message.jobName;
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       obj.roleArn = message.roleArn;
     }
     if (message.clientRequestToken !== undefined) {
       obj.clientRequestToken = message.clientRequestToken;
     }
-    if (message.modelId !== "") {
+    if (message.modelId !== undefined && message.modelId !== "") {
       obj.modelId = message.modelId;
     }
     if (message.inputDataConfig !== undefined) {
@@ -922,7 +971,7 @@ export const CreateModelInvocationJobRequest: MessageFns<CreateModelInvocationJo
     if (message.tags?.length) {
       obj.tags = message.tags.map((e) => Tag.toJSON(e));
     }
-    if (message.modelInvocationType !== 0) {
+    if (message.modelInvocationType !== undefined && message.modelInvocationType !== 0) {
       obj.modelInvocationType = modelInvocationTypeToJSON(message.modelInvocationType);
     }
     return obj;
@@ -961,7 +1010,7 @@ function createBaseCreateModelInvocationJobResponse(): CreateModelInvocationJobR
 
 export const CreateModelInvocationJobResponse: MessageFns<CreateModelInvocationJobResponse> = {
   encode(message: CreateModelInvocationJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobArn !== "") {
+    if (message.jobArn !== undefined && message.jobArn !== "") {
       writer.uint32(10).string(message.jobArn);
     }
     return writer;
@@ -1012,7 +1061,7 @@ export const CreateModelInvocationJobResponse: MessageFns<CreateModelInvocationJ
 
   toJSON(message: CreateModelInvocationJobResponse): unknown {
     const obj: any = {};
-    if (message.jobArn !== "") {
+    if (message.jobArn !== undefined && message.jobArn !== "") {
       obj.jobArn = message.jobArn;
     }
     return obj;
@@ -1038,7 +1087,7 @@ function createBaseGetModelInvocationJobRequest(): GetModelInvocationJobRequest 
 
 export const GetModelInvocationJobRequest: MessageFns<GetModelInvocationJobRequest> = {
   encode(message: GetModelInvocationJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobIdentifier !== "") {
+    if (message.jobIdentifier !== undefined && message.jobIdentifier !== "") {
       writer.uint32(10).string(message.jobIdentifier);
     }
     return writer;
@@ -1089,7 +1138,7 @@ export const GetModelInvocationJobRequest: MessageFns<GetModelInvocationJobReque
 
   toJSON(message: GetModelInvocationJobRequest): unknown {
     const obj: any = {};
-    if (message.jobIdentifier !== "") {
+    if (message.jobIdentifier !== undefined && message.jobIdentifier !== "") {
       obj.jobIdentifier = message.jobIdentifier;
     }
     return obj;
@@ -1132,22 +1181,22 @@ function createBaseGetModelInvocationJobResponse(): GetModelInvocationJobRespons
 
 export const GetModelInvocationJobResponse: MessageFns<GetModelInvocationJobResponse> = {
   encode(message: GetModelInvocationJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobArn !== "") {
+    if (message.jobArn !== undefined && message.jobArn !== "") {
       writer.uint32(10).string(message.jobArn);
     }
     if (message.jobName !== undefined) {
       writer.uint32(18).string(message.jobName);
     }
-    if (message.modelId !== "") {
+    if (message.modelId !== undefined && message.modelId !== "") {
       writer.uint32(26).string(message.modelId);
     }
     if (message.clientRequestToken !== undefined) {
       writer.uint32(34).string(message.clientRequestToken);
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       writer.uint32(42).string(message.roleArn);
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       writer.uint32(48).int32(message.status);
     }
     if (message.message !== undefined) {
@@ -1177,7 +1226,7 @@ export const GetModelInvocationJobResponse: MessageFns<GetModelInvocationJobResp
     if (message.jobExpirationTime !== undefined) {
       Timestamp.encode(toTimestamp(message.jobExpirationTime), writer.uint32(122).fork()).join();
     }
-    if (message.modelInvocationType !== 0) {
+    if (message.modelInvocationType !== undefined && message.modelInvocationType !== 0) {
       writer.uint32(128).int32(message.modelInvocationType);
     }
     if (message.totalRecordCount !== undefined) {
@@ -1479,22 +1528,22 @@ export const GetModelInvocationJobResponse: MessageFns<GetModelInvocationJobResp
 
   toJSON(message: GetModelInvocationJobResponse): unknown {
     const obj: any = {};
-    if (message.jobArn !== "") {
+    if (message.jobArn !== undefined && message.jobArn !== "") {
       obj.jobArn = message.jobArn;
     }
     if (message.jobName !== undefined) {
       obj.jobName = message.jobName;
     }
-    if (message.modelId !== "") {
+    if (message.modelId !== undefined && message.modelId !== "") {
       obj.modelId = message.modelId;
     }
     if (message.clientRequestToken !== undefined) {
       obj.clientRequestToken = message.clientRequestToken;
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       obj.roleArn = message.roleArn;
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       obj.status = modelInvocationJobStatusToJSON(message.status);
     }
     if (message.message !== undefined) {
@@ -1524,7 +1573,7 @@ export const GetModelInvocationJobResponse: MessageFns<GetModelInvocationJobResp
     if (message.jobExpirationTime !== undefined) {
       obj.jobExpirationTime = message.jobExpirationTime.toISOString();
     }
-    if (message.modelInvocationType !== 0) {
+    if (message.modelInvocationType !== undefined && message.modelInvocationType !== 0) {
       obj.modelInvocationType = modelInvocationTypeToJSON(message.modelInvocationType);
     }
     if (message.totalRecordCount !== undefined) {
@@ -1600,7 +1649,7 @@ export const ListModelInvocationJobsRequest: MessageFns<ListModelInvocationJobsR
     if (message.submitTimeBefore !== undefined) {
       Timestamp.encode(toTimestamp(message.submitTimeBefore), writer.uint32(18).fork()).join();
     }
-    if (message.statusEquals !== 0) {
+    if (message.statusEquals !== undefined && message.statusEquals !== 0) {
       writer.uint32(24).int32(message.statusEquals);
     }
     if (message.nameContains !== undefined) {
@@ -1612,10 +1661,10 @@ export const ListModelInvocationJobsRequest: MessageFns<ListModelInvocationJobsR
     if (message.nextToken !== undefined) {
       writer.uint32(50).string(message.nextToken);
     }
-    if (message.sortBy !== 0) {
+    if (message.sortBy !== undefined && message.sortBy !== 0) {
       writer.uint32(56).int32(message.sortBy);
     }
-    if (message.sortOrder !== 0) {
+    if (message.sortOrder !== undefined && message.sortOrder !== 0) {
       writer.uint32(64).int32(message.sortOrder);
     }
     return writer;
@@ -1763,7 +1812,7 @@ export const ListModelInvocationJobsRequest: MessageFns<ListModelInvocationJobsR
     if (message.submitTimeBefore !== undefined) {
       obj.submitTimeBefore = message.submitTimeBefore.toISOString();
     }
-    if (message.statusEquals !== 0) {
+    if (message.statusEquals !== undefined && message.statusEquals !== 0) {
       obj.statusEquals = modelInvocationJobStatusToJSON(message.statusEquals);
     }
     if (message.nameContains !== undefined) {
@@ -1775,10 +1824,10 @@ export const ListModelInvocationJobsRequest: MessageFns<ListModelInvocationJobsR
     if (message.nextToken !== undefined) {
       obj.nextToken = message.nextToken;
     }
-    if (message.sortBy !== 0) {
+    if (message.sortBy !== undefined && message.sortBy !== 0) {
       obj.sortBy = sortJobsByToJSON(message.sortBy);
     }
-    if (message.sortOrder !== 0) {
+    if (message.sortOrder !== undefined && message.sortOrder !== 0) {
       obj.sortOrder = sortOrderToJSON(message.sortOrder);
     }
     return obj;
@@ -1812,8 +1861,10 @@ export const ListModelInvocationJobsResponse: MessageFns<ListModelInvocationJobs
     if (message.nextToken !== undefined) {
       writer.uint32(10).string(message.nextToken);
     }
-    for (const v of message.invocationJobSummaries) {
-      ModelInvocationJobSummary.encode(v!, writer.uint32(18).fork()).join();
+    if (message.invocationJobSummaries !== undefined && message.invocationJobSummaries.length !== 0) {
+      for (const v of message.invocationJobSummaries) {
+        ModelInvocationJobSummary.encode(v!, writer.uint32(18).fork()).join();
+      }
     }
     return writer;
   },
@@ -1844,7 +1895,10 @@ export const ListModelInvocationJobsResponse: MessageFns<ListModelInvocationJobs
               break;
             }
 
-            message.invocationJobSummaries.push(ModelInvocationJobSummary.decode(reader, reader.uint32()));
+            const el = ModelInvocationJobSummary.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.invocationJobSummaries!.push(el);
+            }
             continue;
           }
         }
@@ -1905,7 +1959,7 @@ function createBaseStopModelInvocationJobRequest(): StopModelInvocationJobReques
 
 export const StopModelInvocationJobRequest: MessageFns<StopModelInvocationJobRequest> = {
   encode(message: StopModelInvocationJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobIdentifier !== "") {
+    if (message.jobIdentifier !== undefined && message.jobIdentifier !== "") {
       writer.uint32(10).string(message.jobIdentifier);
     }
     return writer;
@@ -1956,7 +2010,7 @@ export const StopModelInvocationJobRequest: MessageFns<StopModelInvocationJobReq
 
   toJSON(message: StopModelInvocationJobRequest): unknown {
     const obj: any = {};
-    if (message.jobIdentifier !== "") {
+    if (message.jobIdentifier !== undefined && message.jobIdentifier !== "") {
       obj.jobIdentifier = message.jobIdentifier;
     }
     return obj;
@@ -2111,10 +2165,10 @@ function createBaseModelInvocationJobS3InputDataConfig(): ModelInvocationJobS3In
 
 export const ModelInvocationJobS3InputDataConfig: MessageFns<ModelInvocationJobS3InputDataConfig> = {
   encode(message: ModelInvocationJobS3InputDataConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.s3InputFormat !== 0) {
+    if (message.s3InputFormat !== undefined && message.s3InputFormat !== 0) {
       writer.uint32(8).int32(message.s3InputFormat);
     }
-    if (message.s3Uri !== "") {
+    if (message.s3Uri !== undefined && message.s3Uri !== "") {
       writer.uint32(18).string(message.s3Uri);
     }
     if (message.s3BucketOwner !== undefined) {
@@ -2194,10 +2248,10 @@ export const ModelInvocationJobS3InputDataConfig: MessageFns<ModelInvocationJobS
 
   toJSON(message: ModelInvocationJobS3InputDataConfig): unknown {
     const obj: any = {};
-    if (message.s3InputFormat !== 0) {
+    if (message.s3InputFormat !== undefined && message.s3InputFormat !== 0) {
       obj.s3InputFormat = s3InputFormatToJSON(message.s3InputFormat);
     }
-    if (message.s3Uri !== "") {
+    if (message.s3Uri !== undefined && message.s3Uri !== "") {
       obj.s3Uri = message.s3Uri;
     }
     if (message.s3BucketOwner !== undefined) {
@@ -2307,7 +2361,7 @@ function createBaseModelInvocationJobS3OutputDataConfig(): ModelInvocationJobS3O
 
 export const ModelInvocationJobS3OutputDataConfig: MessageFns<ModelInvocationJobS3OutputDataConfig> = {
   encode(message: ModelInvocationJobS3OutputDataConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.s3Uri !== "") {
+    if (message.s3Uri !== undefined && message.s3Uri !== "") {
       writer.uint32(10).string(message.s3Uri);
     }
     if (message.s3EncryptionKeyId !== undefined) {
@@ -2390,7 +2444,7 @@ export const ModelInvocationJobS3OutputDataConfig: MessageFns<ModelInvocationJob
 
   toJSON(message: ModelInvocationJobS3OutputDataConfig): unknown {
     const obj: any = {};
-    if (message.s3Uri !== "") {
+    if (message.s3Uri !== undefined && message.s3Uri !== "") {
       obj.s3Uri = message.s3Uri;
     }
     if (message.s3EncryptionKeyId !== undefined) {
@@ -2424,11 +2478,15 @@ function createBaseVpcConfig(): VpcConfig {
 
 export const VpcConfig: MessageFns<VpcConfig> = {
   encode(message: VpcConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.subnetIds) {
-      writer.uint32(10).string(v!);
+    if (message.subnetIds !== undefined && message.subnetIds.length !== 0) {
+      for (const v of message.subnetIds) {
+        writer.uint32(10).string(v!);
+      }
     }
-    for (const v of message.securityGroupIds) {
-      writer.uint32(18).string(v!);
+    if (message.securityGroupIds !== undefined && message.securityGroupIds.length !== 0) {
+      for (const v of message.securityGroupIds) {
+        writer.uint32(18).string(v!);
+      }
     }
     return writer;
   },
@@ -2451,7 +2509,10 @@ export const VpcConfig: MessageFns<VpcConfig> = {
               break;
             }
 
-            message.subnetIds.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.subnetIds!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -2459,7 +2520,10 @@ export const VpcConfig: MessageFns<VpcConfig> = {
               break;
             }
 
-            message.securityGroupIds.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.securityGroupIds!.push(el);
+            }
             continue;
           }
         }
@@ -2517,10 +2581,10 @@ function createBaseTag(): Tag {
 
 export const Tag: MessageFns<Tag> = {
   encode(message: Tag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.key !== "") {
+    if (message.key !== undefined && message.key !== "") {
       writer.uint32(10).string(message.key);
     }
-    if (message.value !== "") {
+    if (message.value !== undefined && message.value !== "") {
       writer.uint32(18).string(message.value);
     }
     return writer;
@@ -2576,10 +2640,10 @@ export const Tag: MessageFns<Tag> = {
 
   toJSON(message: Tag): unknown {
     const obj: any = {};
-    if (message.key !== "") {
+    if (message.key !== undefined && message.key !== "") {
       obj.key = message.key;
     }
-    if (message.value !== "") {
+    if (message.value !== undefined && message.value !== "") {
       obj.value = message.value;
     }
     return obj;
@@ -2623,22 +2687,22 @@ function createBaseModelInvocationJobSummary(): ModelInvocationJobSummary {
 
 export const ModelInvocationJobSummary: MessageFns<ModelInvocationJobSummary> = {
   encode(message: ModelInvocationJobSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobArn !== "") {
+    if (message.jobArn !== undefined && message.jobArn !== "") {
       writer.uint32(10).string(message.jobArn);
     }
-    if (message.jobName !== "") {
+    if (message.jobName !== undefined && message.jobName !== "") {
       writer.uint32(18).string(message.jobName);
     }
-    if (message.modelId !== "") {
+    if (message.modelId !== undefined && message.modelId !== "") {
       writer.uint32(26).string(message.modelId);
     }
     if (message.clientRequestToken !== undefined) {
       writer.uint32(34).string(message.clientRequestToken);
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       writer.uint32(42).string(message.roleArn);
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       writer.uint32(48).int32(message.status);
     }
     if (message.message !== undefined) {
@@ -2668,7 +2732,7 @@ export const ModelInvocationJobSummary: MessageFns<ModelInvocationJobSummary> = 
     if (message.jobExpirationTime !== undefined) {
       Timestamp.encode(toTimestamp(message.jobExpirationTime), writer.uint32(122).fork()).join();
     }
-    if (message.modelInvocationType !== 0) {
+    if (message.modelInvocationType !== undefined && message.modelInvocationType !== 0) {
       writer.uint32(128).int32(message.modelInvocationType);
     }
     if (message.totalRecordCount !== undefined) {
@@ -2970,22 +3034,22 @@ export const ModelInvocationJobSummary: MessageFns<ModelInvocationJobSummary> = 
 
   toJSON(message: ModelInvocationJobSummary): unknown {
     const obj: any = {};
-    if (message.jobArn !== "") {
+    if (message.jobArn !== undefined && message.jobArn !== "") {
       obj.jobArn = message.jobArn;
     }
-    if (message.jobName !== "") {
+    if (message.jobName !== undefined && message.jobName !== "") {
       obj.jobName = message.jobName;
     }
-    if (message.modelId !== "") {
+    if (message.modelId !== undefined && message.modelId !== "") {
       obj.modelId = message.modelId;
     }
     if (message.clientRequestToken !== undefined) {
       obj.clientRequestToken = message.clientRequestToken;
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       obj.roleArn = message.roleArn;
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       obj.status = modelInvocationJobStatusToJSON(message.status);
     }
     if (message.message !== undefined) {
@@ -3015,7 +3079,7 @@ export const ModelInvocationJobSummary: MessageFns<ModelInvocationJobSummary> = 
     if (message.jobExpirationTime !== undefined) {
       obj.jobExpirationTime = message.jobExpirationTime.toISOString();
     }
-    if (message.modelInvocationType !== 0) {
+    if (message.modelInvocationType !== undefined && message.modelInvocationType !== 0) {
       obj.modelInvocationType = modelInvocationTypeToJSON(message.modelInvocationType);
     }
     if (message.totalRecordCount !== undefined) {

@@ -230,7 +230,9 @@ export interface CreateBatchPredictionRequest {
    * digits, `_`, `.` and `-` only. It is the idempotency key of the call: a retry with the same ID
    * and parameters does not create a second batch prediction.
    */
-  batchPredictionId: string;
+  batchPredictionId?:
+    | string
+    | undefined;
   /**
    * Human-readable name or description of the batch prediction (UTF-8). Optional. At most 1024
    * characters; empty, or containing at least one non-whitespace character.
@@ -242,18 +244,22 @@ export interface CreateBatchPredictionRequest {
    * ID of the ML model that makes the predictions. Required. 1 to 64 characters; ASCII letters,
    * digits, `_`, `.` and `-` only.
    */
-  mlModelId: string;
+  mlModelId?:
+    | string
+    | undefined;
   /**
    * ID of the data source that holds the observations to predict. Required. 1 to 64 characters;
    * ASCII letters, digits, `_`, `.` and `-` only.
    */
-  batchPredictionDataSourceId: string;
+  batchPredictionDataSourceId?:
+    | string
+    | undefined;
   /**
    * S3 bucket or folder that receives the results. Required. At most 2048 characters; an
    * `s3://<bucket>[/<key>]` URL. The key part must not contain `:`, `//`, `/./` or `/../`, and
    * Amazon ML needs permission to write there.
    */
-  outputUri: string;
+  outputUri?: string | undefined;
 }
 
 /**
@@ -274,7 +280,7 @@ export interface GetBatchPredictionRequest {
    * ID of the batch prediction to fetch. Required. 1 to 64 characters; ASCII letters, digits, `_`,
    * `.` and `-` only.
    */
-  batchPredictionId: string;
+  batchPredictionId?: string | undefined;
 }
 
 /**
@@ -334,7 +340,9 @@ export interface GetBatchPredictionResponse {
     | string
     | undefined;
   /** Lifecycle state of the batch prediction. Optional. */
-  status: EntityStatus;
+  status?:
+    | EntityStatus
+    | undefined;
   /**
    * S3 bucket or folder that receives the results. Optional. At most 2048 characters; an
    * `s3://<bucket>[/<key>]` URL.
@@ -383,7 +391,9 @@ export interface DescribeBatchPredictionsRequest {
    * Attribute that the operator fields compare against and that orders the results. Optional. Unset
    * means no filtering.
    */
-  filterVariable: BatchPredictionFilterVariable;
+  filterVariable?:
+    | BatchPredictionFilterVariable
+    | undefined;
   /**
    * Keep batch predictions whose filter attribute equals this value. Optional. At most 1024
    * characters; empty, or containing at least one non-whitespace character.
@@ -435,7 +445,9 @@ export interface DescribeBatchPredictionsRequest {
     | string
     | undefined;
   /** Direction in which the results are sorted by `filter_variable`. Optional. */
-  sortOrder: SortOrder;
+  sortOrder?:
+    | SortOrder
+    | undefined;
   /** `NextToken` of the previous page's response, to fetch the following page. Optional. */
   nextToken?:
     | string
@@ -453,7 +465,9 @@ export interface DescribeBatchPredictionsRequest {
  */
 export interface DescribeBatchPredictionsResponse {
   /** The batch predictions on this page that match the filter. Optional. */
-  results: BatchPrediction[];
+  results?:
+    | BatchPrediction[]
+    | undefined;
   /** Token of the next page; unset on the last page. Optional. */
   nextToken?: string | undefined;
 }
@@ -512,7 +526,9 @@ export interface BatchPrediction {
     | string
     | undefined;
   /** Lifecycle state of the batch prediction. Optional. */
-  status: EntityStatus;
+  status?:
+    | EntityStatus
+    | undefined;
   /**
    * S3 bucket or folder that receives the results. Optional. At most 2048 characters; an
    * `s3://<bucket>[/<key>]` URL.
@@ -559,19 +575,19 @@ function createBaseCreateBatchPredictionRequest(): CreateBatchPredictionRequest 
 
 export const CreateBatchPredictionRequest: MessageFns<CreateBatchPredictionRequest> = {
   encode(message: CreateBatchPredictionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.batchPredictionId !== "") {
+    if (message.batchPredictionId !== undefined && message.batchPredictionId !== "") {
       writer.uint32(10).string(message.batchPredictionId);
     }
     if (message.batchPredictionName !== undefined) {
       writer.uint32(18).string(message.batchPredictionName);
     }
-    if (message.mlModelId !== "") {
+    if (message.mlModelId !== undefined && message.mlModelId !== "") {
       writer.uint32(26).string(message.mlModelId);
     }
-    if (message.batchPredictionDataSourceId !== "") {
+    if (message.batchPredictionDataSourceId !== undefined && message.batchPredictionDataSourceId !== "") {
       writer.uint32(34).string(message.batchPredictionDataSourceId);
     }
-    if (message.outputUri !== "") {
+    if (message.outputUri !== undefined && message.outputUri !== "") {
       writer.uint32(42).string(message.outputUri);
     }
     return writer;
@@ -674,19 +690,19 @@ export const CreateBatchPredictionRequest: MessageFns<CreateBatchPredictionReque
 
   toJSON(message: CreateBatchPredictionRequest): unknown {
     const obj: any = {};
-    if (message.batchPredictionId !== "") {
+    if (message.batchPredictionId !== undefined && message.batchPredictionId !== "") {
       obj.BatchPredictionId = message.batchPredictionId;
     }
     if (message.batchPredictionName !== undefined) {
       obj.BatchPredictionName = message.batchPredictionName;
     }
-    if (message.mlModelId !== "") {
+    if (message.mlModelId !== undefined && message.mlModelId !== "") {
       obj.MLModelId = message.mlModelId;
     }
-    if (message.batchPredictionDataSourceId !== "") {
+    if (message.batchPredictionDataSourceId !== undefined && message.batchPredictionDataSourceId !== "") {
       obj.BatchPredictionDataSourceId = message.batchPredictionDataSourceId;
     }
-    if (message.outputUri !== "") {
+    if (message.outputUri !== undefined && message.outputUri !== "") {
       obj.OutputUri = message.outputUri;
     }
     return obj;
@@ -787,7 +803,7 @@ function createBaseGetBatchPredictionRequest(): GetBatchPredictionRequest {
 
 export const GetBatchPredictionRequest: MessageFns<GetBatchPredictionRequest> = {
   encode(message: GetBatchPredictionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.batchPredictionId !== "") {
+    if (message.batchPredictionId !== undefined && message.batchPredictionId !== "") {
       writer.uint32(10).string(message.batchPredictionId);
     }
     return writer;
@@ -838,7 +854,7 @@ export const GetBatchPredictionRequest: MessageFns<GetBatchPredictionRequest> = 
 
   toJSON(message: GetBatchPredictionRequest): unknown {
     const obj: any = {};
-    if (message.batchPredictionId !== "") {
+    if (message.batchPredictionId !== undefined && message.batchPredictionId !== "") {
       obj.BatchPredictionId = message.batchPredictionId;
     }
     return obj;
@@ -902,7 +918,7 @@ export const GetBatchPredictionResponse: MessageFns<GetBatchPredictionResponse> 
     if (message.name !== undefined) {
       writer.uint32(66).string(message.name);
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       writer.uint32(72).int32(message.status);
     }
     if (message.outputUri !== undefined) {
@@ -1209,7 +1225,7 @@ export const GetBatchPredictionResponse: MessageFns<GetBatchPredictionResponse> 
     if (message.name !== undefined) {
       obj.Name = message.name;
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       obj.Status = entityStatusToJSON(message.status);
     }
     if (message.outputUri !== undefined) {
@@ -1283,7 +1299,7 @@ function createBaseDescribeBatchPredictionsRequest(): DescribeBatchPredictionsRe
 
 export const DescribeBatchPredictionsRequest: MessageFns<DescribeBatchPredictionsRequest> = {
   encode(message: DescribeBatchPredictionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.filterVariable !== 0) {
+    if (message.filterVariable !== undefined && message.filterVariable !== 0) {
       writer.uint32(8).int32(message.filterVariable);
     }
     if (message.eq !== undefined) {
@@ -1307,7 +1323,7 @@ export const DescribeBatchPredictionsRequest: MessageFns<DescribeBatchPrediction
     if (message.prefix !== undefined) {
       writer.uint32(66).string(message.prefix);
     }
-    if (message.sortOrder !== 0) {
+    if (message.sortOrder !== undefined && message.sortOrder !== 0) {
       writer.uint32(72).int32(message.sortOrder);
     }
     if (message.nextToken !== undefined) {
@@ -1470,7 +1486,7 @@ export const DescribeBatchPredictionsRequest: MessageFns<DescribeBatchPrediction
 
   toJSON(message: DescribeBatchPredictionsRequest): unknown {
     const obj: any = {};
-    if (message.filterVariable !== 0) {
+    if (message.filterVariable !== undefined && message.filterVariable !== 0) {
       obj.FilterVariable = batchPredictionFilterVariableToJSON(message.filterVariable);
     }
     if (message.eq !== undefined) {
@@ -1494,7 +1510,7 @@ export const DescribeBatchPredictionsRequest: MessageFns<DescribeBatchPrediction
     if (message.prefix !== undefined) {
       obj.Prefix = message.prefix;
     }
-    if (message.sortOrder !== 0) {
+    if (message.sortOrder !== undefined && message.sortOrder !== 0) {
       obj.SortOrder = sortOrderToJSON(message.sortOrder);
     }
     if (message.nextToken !== undefined) {
@@ -1534,8 +1550,10 @@ function createBaseDescribeBatchPredictionsResponse(): DescribeBatchPredictionsR
 
 export const DescribeBatchPredictionsResponse: MessageFns<DescribeBatchPredictionsResponse> = {
   encode(message: DescribeBatchPredictionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.results) {
-      BatchPrediction.encode(v!, writer.uint32(10).fork()).join();
+    if (message.results !== undefined && message.results.length !== 0) {
+      for (const v of message.results) {
+        BatchPrediction.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     if (message.nextToken !== undefined) {
       writer.uint32(18).string(message.nextToken);
@@ -1561,7 +1579,10 @@ export const DescribeBatchPredictionsResponse: MessageFns<DescribeBatchPredictio
               break;
             }
 
-            message.results.push(BatchPrediction.decode(reader, reader.uint32()));
+            const el = BatchPrediction.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.results!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -1672,7 +1693,7 @@ export const BatchPrediction: MessageFns<BatchPrediction> = {
     if (message.name !== undefined) {
       writer.uint32(66).string(message.name);
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       writer.uint32(72).int32(message.status);
     }
     if (message.outputUri !== undefined) {
@@ -1963,7 +1984,7 @@ export const BatchPrediction: MessageFns<BatchPrediction> = {
     if (message.name !== undefined) {
       obj.Name = message.name;
     }
-    if (message.status !== 0) {
+    if (message.status !== undefined && message.status !== 0) {
       obj.Status = entityStatusToJSON(message.status);
     }
     if (message.outputUri !== undefined) {

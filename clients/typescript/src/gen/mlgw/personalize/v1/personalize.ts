@@ -131,13 +131,17 @@ export interface CreateBatchInferenceJobRequest {
    * letters, digits, hyphens or underscores. Must not be in use by another batch inference job of
    * the account in this Region.
    */
-  jobName: string;
+  jobName?:
+    | string
+    | undefined;
   /**
    * ARN of the trained solution version that generates the recommendations. Required. At most 256
    * characters; an Amazon Personalize ARN of the form
    * `arn:<partition>:personalize:<region>:<account>:<resource-type>/<name>`.
    */
-  solutionVersionArn: string;
+  solutionVersionArn?:
+    | string
+    | undefined;
   /**
    * ARN of a filter applied to every generated recommendation list. Optional. At most 256
    * characters; an Amazon Personalize ARN of the form
@@ -166,18 +170,24 @@ export interface CreateBatchInferenceJobRequest {
    * output bucket. Required. At most 256 characters; an IAM role ARN of the form
    * `arn:<partition>:iam::<account-id>:role/<path-and-name>` with a 12-digit account ID.
    */
-  roleArn: string;
+  roleArn?:
+    | string
+    | undefined;
   /** Tuning of the job: item exploration and ranking influence. Optional. */
   batchInferenceJobConfig?:
     | BatchInferenceJobConfig
     | undefined;
   /** Tags to attach to the new job. Optional. At most 200 entries. */
-  tags: Tag[];
+  tags?:
+    | Tag[]
+    | undefined;
   /**
    * What the job produces. Optional. Unset means BATCH_INFERENCE. THEME_GENERATION (extra cost,
    * Similar-Items recipe) also needs `theme_generation_config`.
    */
-  batchInferenceJobMode: BatchInferenceJobMode;
+  batchInferenceJobMode?:
+    | BatchInferenceJobMode
+    | undefined;
   /**
    * Theme generation settings. Optional. Set it together with `batch_inference_job_mode` =
    * THEME_GENERATION.
@@ -200,7 +210,7 @@ export interface DescribeBatchInferenceJobRequest {
    * ARN of the job to describe. Required. At most 256 characters; an Amazon Personalize ARN of the
    * form `arn:<partition>:personalize:<region>:<account>:<resource-type>/<name>`.
    */
-  batchInferenceJobArn: string;
+  batchInferenceJobArn?: string | undefined;
 }
 
 /** Response message for `DescribeBatchInferenceJob`. */
@@ -233,7 +243,9 @@ export interface ListBatchInferenceJobsRequest {
 /** Response message for `ListBatchInferenceJobs`. */
 export interface ListBatchInferenceJobsResponse {
   /** Summaries of the jobs on this page. Optional. At most 100 entries. */
-  batchInferenceJobs: BatchInferenceJobSummary[];
+  batchInferenceJobs?:
+    | BatchInferenceJobSummary[]
+    | undefined;
   /**
    * Token for the next page; unset on the last page. Optional. At most 1500 characters; ASCII
    * characters only.
@@ -256,7 +268,9 @@ export interface S3DataConfig {
    * S3 path of the data: the input file, or the folder that receives the output. Required. At most
    * 256 characters; a URI starting with `s3://`, `http://` or `https://`.
    */
-  path: string;
+  path?:
+    | string
+    | undefined;
   /**
    * ARN of the KMS key that Amazon Personalize uses to decrypt the input or encrypt the output.
    * Optional. At most 2048 characters; a KMS key ARN of the form
@@ -278,14 +292,16 @@ export interface BatchInferenceJobConfig {
    * `explorationWeight` and `explorationItemAgeCutOff`. Optional. At most 100 entries. Keys: at
    * most 256 characters. Values: at most 1000 characters.
    */
-  itemExplorationConfig: { [key: string]: string };
+  itemExplorationConfig?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * How strongly each ranking factor shapes the results, keyed by factor. Optional. Values: range 0
    * to 1. Keys are AWS strings of `RankingInfluenceType` (`POPULARITY`, `FRESHNESS`); proto maps
    * cannot have enum keys, so they stay strings. A value near 1.0 gives the factor more weight,
    * near 0.0 less.
    */
-  rankingInfluence: { [key: string]: number };
+  rankingInfluence?: { [key: string]: number } | undefined;
 }
 
 export interface BatchInferenceJobConfig_ItemExplorationConfigEntry {
@@ -304,13 +320,15 @@ export interface Tag {
    * The tag key: the category part of the label. Required. 1 to 128 characters; Unicode letters,
    * digits and spaces plus the characters `_.:/=+-@`; marked sensitive by AWS.
    */
-  tagKey: string;
+  tagKey?:
+    | string
+    | undefined;
   /**
    * The tag value: the descriptor within the key's category; may be empty. Required. At most 256
    * characters; Unicode letters, digits and spaces plus the characters `_.:/=+-@`; marked sensitive
    * by AWS.
    */
-  tagValue: string;
+  tagValue?: string | undefined;
 }
 
 /** Settings of a THEME_GENERATION batch inference job. */
@@ -326,7 +344,7 @@ export interface FieldsForThemeGeneration {
    * characters; starts with an ASCII letter or underscore, followed by letters, digits or
    * underscores.
    */
-  itemName: string;
+  itemName?: string | undefined;
 }
 
 /** The full description of a batch inference job. */
@@ -392,7 +410,9 @@ export interface BatchInferenceJob {
     | string
     | undefined;
   /** What the job produces. Optional. */
-  batchInferenceJobMode: BatchInferenceJobMode;
+  batchInferenceJobMode?:
+    | BatchInferenceJobMode
+    | undefined;
   /** Theme generation settings of THEME_GENERATION jobs. Optional. */
   themeGenerationConfig?:
     | ThemeGenerationConfig
@@ -458,7 +478,7 @@ export interface BatchInferenceJobSummary {
     | string
     | undefined;
   /** What the job produces. Optional. */
-  batchInferenceJobMode: BatchInferenceJobMode;
+  batchInferenceJobMode?: BatchInferenceJobMode | undefined;
 }
 
 function createBaseCreateBatchInferenceJobRequest(): CreateBatchInferenceJobRequest {
@@ -479,10 +499,10 @@ function createBaseCreateBatchInferenceJobRequest(): CreateBatchInferenceJobRequ
 
 export const CreateBatchInferenceJobRequest: MessageFns<CreateBatchInferenceJobRequest> = {
   encode(message: CreateBatchInferenceJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobName !== "") {
+    if (message.jobName !== undefined && message.jobName !== "") {
       writer.uint32(10).string(message.jobName);
     }
-    if (message.solutionVersionArn !== "") {
+    if (message.solutionVersionArn !== undefined && message.solutionVersionArn !== "") {
       writer.uint32(18).string(message.solutionVersionArn);
     }
     if (message.filterArn !== undefined) {
@@ -497,16 +517,18 @@ export const CreateBatchInferenceJobRequest: MessageFns<CreateBatchInferenceJobR
     if (message.jobOutput !== undefined) {
       BatchInferenceJobOutput.encode(message.jobOutput, writer.uint32(50).fork()).join();
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       writer.uint32(58).string(message.roleArn);
     }
     if (message.batchInferenceJobConfig !== undefined) {
       BatchInferenceJobConfig.encode(message.batchInferenceJobConfig, writer.uint32(66).fork()).join();
     }
-    for (const v of message.tags) {
-      Tag.encode(v!, writer.uint32(74).fork()).join();
+    if (message.tags !== undefined && message.tags.length !== 0) {
+      for (const v of message.tags) {
+        Tag.encode(v!, writer.uint32(74).fork()).join();
+      }
     }
-    if (message.batchInferenceJobMode !== 0) {
+    if (message.batchInferenceJobMode !== undefined && message.batchInferenceJobMode !== 0) {
       writer.uint32(80).int32(message.batchInferenceJobMode);
     }
     if (message.themeGenerationConfig !== undefined) {
@@ -597,7 +619,10 @@ export const CreateBatchInferenceJobRequest: MessageFns<CreateBatchInferenceJobR
               break;
             }
 
-            message.tags.push(Tag.decode(reader, reader.uint32()));
+            const el = Tag.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.tags!.push(el);
+            }
             continue;
           }
           case 10: {
@@ -688,10 +713,10 @@ export const CreateBatchInferenceJobRequest: MessageFns<CreateBatchInferenceJobR
 
   toJSON(message: CreateBatchInferenceJobRequest): unknown {
     const obj: any = {};
-    if (message.jobName !== "") {
+    if (message.jobName !== undefined && message.jobName !== "") {
       obj.jobName = message.jobName;
     }
-    if (message.solutionVersionArn !== "") {
+    if (message.solutionVersionArn !== undefined && message.solutionVersionArn !== "") {
       obj.solutionVersionArn = message.solutionVersionArn;
     }
     if (message.filterArn !== undefined) {
@@ -706,7 +731,7 @@ export const CreateBatchInferenceJobRequest: MessageFns<CreateBatchInferenceJobR
     if (message.jobOutput !== undefined) {
       obj.jobOutput = BatchInferenceJobOutput.toJSON(message.jobOutput);
     }
-    if (message.roleArn !== "") {
+    if (message.roleArn !== undefined && message.roleArn !== "") {
       obj.roleArn = message.roleArn;
     }
     if (message.batchInferenceJobConfig !== undefined) {
@@ -715,7 +740,7 @@ export const CreateBatchInferenceJobRequest: MessageFns<CreateBatchInferenceJobR
     if (message.tags?.length) {
       obj.tags = message.tags.map((e) => Tag.toJSON(e));
     }
-    if (message.batchInferenceJobMode !== 0) {
+    if (message.batchInferenceJobMode !== undefined && message.batchInferenceJobMode !== 0) {
       obj.batchInferenceJobMode = batchInferenceJobModeToJSON(message.batchInferenceJobMode);
     }
     if (message.themeGenerationConfig !== undefined) {
@@ -837,7 +862,7 @@ function createBaseDescribeBatchInferenceJobRequest(): DescribeBatchInferenceJob
 
 export const DescribeBatchInferenceJobRequest: MessageFns<DescribeBatchInferenceJobRequest> = {
   encode(message: DescribeBatchInferenceJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.batchInferenceJobArn !== "") {
+    if (message.batchInferenceJobArn !== undefined && message.batchInferenceJobArn !== "") {
       writer.uint32(10).string(message.batchInferenceJobArn);
     }
     return writer;
@@ -888,7 +913,7 @@ export const DescribeBatchInferenceJobRequest: MessageFns<DescribeBatchInference
 
   toJSON(message: DescribeBatchInferenceJobRequest): unknown {
     const obj: any = {};
-    if (message.batchInferenceJobArn !== "") {
+    if (message.batchInferenceJobArn !== undefined && message.batchInferenceJobArn !== "") {
       obj.batchInferenceJobArn = message.batchInferenceJobArn;
     }
     return obj;
@@ -1108,8 +1133,10 @@ function createBaseListBatchInferenceJobsResponse(): ListBatchInferenceJobsRespo
 
 export const ListBatchInferenceJobsResponse: MessageFns<ListBatchInferenceJobsResponse> = {
   encode(message: ListBatchInferenceJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.batchInferenceJobs) {
-      BatchInferenceJobSummary.encode(v!, writer.uint32(10).fork()).join();
+    if (message.batchInferenceJobs !== undefined && message.batchInferenceJobs.length !== 0) {
+      for (const v of message.batchInferenceJobs) {
+        BatchInferenceJobSummary.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     if (message.nextToken !== undefined) {
       writer.uint32(18).string(message.nextToken);
@@ -1135,7 +1162,10 @@ export const ListBatchInferenceJobsResponse: MessageFns<ListBatchInferenceJobsRe
               break;
             }
 
-            message.batchInferenceJobs.push(BatchInferenceJobSummary.decode(reader, reader.uint32()));
+            const el = BatchInferenceJobSummary.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.batchInferenceJobs!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -1278,7 +1308,7 @@ function createBaseS3DataConfig(): S3DataConfig {
 
 export const S3DataConfig: MessageFns<S3DataConfig> = {
   encode(message: S3DataConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.path !== "") {
+    if (message.path !== undefined && message.path !== "") {
       writer.uint32(10).string(message.path);
     }
     if (message.kmsKeyArn !== undefined) {
@@ -1341,7 +1371,7 @@ export const S3DataConfig: MessageFns<S3DataConfig> = {
 
   toJSON(message: S3DataConfig): unknown {
     const obj: any = {};
-    if (message.path !== "") {
+    if (message.path !== undefined && message.path !== "") {
       obj.path = message.path;
     }
     if (message.kmsKeyArn !== undefined) {
@@ -1442,11 +1472,11 @@ function createBaseBatchInferenceJobConfig(): BatchInferenceJobConfig {
 
 export const BatchInferenceJobConfig: MessageFns<BatchInferenceJobConfig> = {
   encode(message: BatchInferenceJobConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    globalThis.Object.entries(message.itemExplorationConfig).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.itemExplorationConfig || {}).forEach(([key, value]: [string, string]) => {
       BatchInferenceJobConfig_ItemExplorationConfigEntry.encode({ key: key as any, value }, writer.uint32(10).fork())
         .join();
     });
-    globalThis.Object.entries(message.rankingInfluence).forEach(([key, value]: [string, number]) => {
+    globalThis.Object.entries(message.rankingInfluence || {}).forEach(([key, value]: [string, number]) => {
       BatchInferenceJobConfig_RankingInfluenceEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
     });
     return writer;
@@ -1472,7 +1502,7 @@ export const BatchInferenceJobConfig: MessageFns<BatchInferenceJobConfig> = {
 
             const entry1 = BatchInferenceJobConfig_ItemExplorationConfigEntry.decode(reader, reader.uint32());
             if (entry1.value !== undefined) {
-              message.itemExplorationConfig[entry1.key] = entry1.value;
+              message.itemExplorationConfig![entry1.key] = entry1.value;
             }
             continue;
           }
@@ -1483,7 +1513,7 @@ export const BatchInferenceJobConfig: MessageFns<BatchInferenceJobConfig> = {
 
             const entry2 = BatchInferenceJobConfig_RankingInfluenceEntry.decode(reader, reader.uint32());
             if (entry2.value !== undefined) {
-              message.rankingInfluence[entry2.key] = entry2.value;
+              message.rankingInfluence![entry2.key] = entry2.value;
             }
             continue;
           }
@@ -1802,10 +1832,10 @@ function createBaseTag(): Tag {
 
 export const Tag: MessageFns<Tag> = {
   encode(message: Tag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.tagKey !== "") {
+    if (message.tagKey !== undefined && message.tagKey !== "") {
       writer.uint32(10).string(message.tagKey);
     }
-    if (message.tagValue !== "") {
+    if (message.tagValue !== undefined && message.tagValue !== "") {
       writer.uint32(18).string(message.tagValue);
     }
     return writer;
@@ -1869,10 +1899,10 @@ export const Tag: MessageFns<Tag> = {
 
   toJSON(message: Tag): unknown {
     const obj: any = {};
-    if (message.tagKey !== "") {
+    if (message.tagKey !== undefined && message.tagKey !== "") {
       obj.tagKey = message.tagKey;
     }
-    if (message.tagValue !== "") {
+    if (message.tagValue !== undefined && message.tagValue !== "") {
       obj.tagValue = message.tagValue;
     }
     return obj;
@@ -1971,7 +2001,7 @@ function createBaseFieldsForThemeGeneration(): FieldsForThemeGeneration {
 
 export const FieldsForThemeGeneration: MessageFns<FieldsForThemeGeneration> = {
   encode(message: FieldsForThemeGeneration, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.itemName !== "") {
+    if (message.itemName !== undefined && message.itemName !== "") {
       writer.uint32(10).string(message.itemName);
     }
     return writer;
@@ -2022,7 +2052,7 @@ export const FieldsForThemeGeneration: MessageFns<FieldsForThemeGeneration> = {
 
   toJSON(message: FieldsForThemeGeneration): unknown {
     const obj: any = {};
-    if (message.itemName !== "") {
+    if (message.itemName !== undefined && message.itemName !== "") {
       obj.itemName = message.itemName;
     }
     return obj;
@@ -2090,7 +2120,7 @@ export const BatchInferenceJob: MessageFns<BatchInferenceJob> = {
     if (message.roleArn !== undefined) {
       writer.uint32(82).string(message.roleArn);
     }
-    if (message.batchInferenceJobMode !== 0) {
+    if (message.batchInferenceJobMode !== undefined && message.batchInferenceJobMode !== 0) {
       writer.uint32(88).int32(message.batchInferenceJobMode);
     }
     if (message.themeGenerationConfig !== undefined) {
@@ -2361,7 +2391,7 @@ export const BatchInferenceJob: MessageFns<BatchInferenceJob> = {
     if (message.roleArn !== undefined) {
       obj.roleArn = message.roleArn;
     }
-    if (message.batchInferenceJobMode !== 0) {
+    if (message.batchInferenceJobMode !== undefined && message.batchInferenceJobMode !== 0) {
       obj.batchInferenceJobMode = batchInferenceJobModeToJSON(message.batchInferenceJobMode);
     }
     if (message.themeGenerationConfig !== undefined) {
@@ -2449,7 +2479,7 @@ export const BatchInferenceJobSummary: MessageFns<BatchInferenceJobSummary> = {
     if (message.solutionVersionArn !== undefined) {
       writer.uint32(58).string(message.solutionVersionArn);
     }
-    if (message.batchInferenceJobMode !== 0) {
+    if (message.batchInferenceJobMode !== undefined && message.batchInferenceJobMode !== 0) {
       writer.uint32(64).int32(message.batchInferenceJobMode);
     }
     return writer;
@@ -2608,7 +2638,7 @@ export const BatchInferenceJobSummary: MessageFns<BatchInferenceJobSummary> = {
     if (message.solutionVersionArn !== undefined) {
       obj.solutionVersionArn = message.solutionVersionArn;
     }
-    if (message.batchInferenceJobMode !== 0) {
+    if (message.batchInferenceJobMode !== undefined && message.batchInferenceJobMode !== 0) {
       obj.batchInferenceJobMode = batchInferenceJobModeToJSON(message.batchInferenceJobMode);
     }
     return obj;

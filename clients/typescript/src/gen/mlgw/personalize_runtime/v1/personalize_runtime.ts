@@ -73,7 +73,9 @@ export interface GetRecommendationsRequest {
    * Keys: at most 150 characters; ASCII letters, digits and underscores only. Values: at most 1000
    * characters; marked sensitive by AWS.
    */
-  context: { [key: string]: string };
+  context?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * ARN of a filter that includes or excludes items from the results. Optional. At most 256
    * characters; an Amazon Personalize ARN of the form
@@ -91,7 +93,9 @@ export interface GetRecommendationsRequest {
    * together with `filter_arn`. Every parameter of an INCLUDE expression needs a value; EXCLUDE
    * clauses whose parameters are left out are skipped.
    */
-  filterValues: { [key: string]: string };
+  filterValues?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * ARN of the recommender (domain dataset groups) that produces the recommendations. Optional. At
    * most 256 characters; an Amazon Personalize ARN of the form
@@ -102,7 +106,9 @@ export interface GetRecommendationsRequest {
     | string
     | undefined;
   /** Promotions to apply to this request. Optional. At most 1 entry. */
-  promotions: Promotion[];
+  promotions?:
+    | Promotion[]
+    | undefined;
   /**
    * Item metadata to return with each item. The key is a dataset type (only `ITEMS` is accepted)
    * and the value names the Items dataset columns to return. Optional. At most 1 entry. Keys: at
@@ -111,7 +117,7 @@ export interface GetRecommendationsRequest {
    * 10 columns even though the model allows more. Setting it lowers the item limit to 50 (see
    * `num_results`).
    */
-  metadataColumns: { [key: string]: ColumnNamesList };
+  metadataColumns?: { [key: string]: ColumnNamesList } | undefined;
 }
 
 export interface GetRecommendationsRequest_ContextEntry {
@@ -132,7 +138,9 @@ export interface GetRecommendationsRequest_MetadataColumnsEntry {
 /** Response message for `GetRecommendations`. */
 export interface GetRecommendationsResponse {
   /** The recommended items, highest score first. Optional. At most 500 items. */
-  itemList: PredictedItem[];
+  itemList?:
+    | PredictedItem[]
+    | undefined;
   /** ID that AWS assigns to this set of recommendations. Optional. */
   recommendationId?: string | undefined;
 }
@@ -144,22 +152,30 @@ export interface GetPersonalizedRankingRequest {
    * characters; an Amazon Personalize ARN of the form
    * `arn:<partition>:personalize:<region>:<account>:<resource-type>/<name>`.
    */
-  campaignArn: string;
+  campaignArn?:
+    | string
+    | undefined;
   /**
    * IDs of the items to rank. Required. Each entry: at most 256 characters. At most 500 items, or
    * at most 50 when `metadata_columns` is set. Items the model does not know are appended at the
    * end of the ranking, without a score.
    */
-  inputList: string[];
+  inputList?:
+    | string[]
+    | undefined;
   /** ID of the user to rank the items for. Required. At most 256 characters. */
-  userId: string;
+  userId?:
+    | string
+    | undefined;
   /**
    * Contextual attributes of the current interaction that the model was trained on, for example the
    * device type or the user's location, keyed by attribute name. Optional. At most 150 entries.
    * Keys: at most 150 characters; ASCII letters, digits and underscores only. Values: at most 1000
    * characters; marked sensitive by AWS.
    */
-  context: { [key: string]: string };
+  context?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * ARN of a filter that includes or excludes items from the ranking. Optional. At most 256
    * characters; an Amazon Personalize ARN of the form
@@ -177,7 +193,9 @@ export interface GetPersonalizedRankingRequest {
    * together with `filter_arn`. Every parameter of an INCLUDE expression needs a value; EXCLUDE
    * clauses whose parameters are left out are skipped.
    */
-  filterValues: { [key: string]: string };
+  filterValues?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * Item metadata to return with each item. The key is a dataset type (only `ITEMS` is accepted)
    * and the value names the Items dataset columns to return. Optional. At most 1 entry. Keys: at
@@ -185,7 +203,7 @@ export interface GetPersonalizedRankingRequest {
    * metadata in recommendations was enabled on the campaign. AWS documents at most 10 columns even
    * though the model allows more. Setting it lowers the item limit to 50 (see `input_list`).
    */
-  metadataColumns: { [key: string]: ColumnNamesList };
+  metadataColumns?: { [key: string]: ColumnNamesList } | undefined;
 }
 
 export interface GetPersonalizedRankingRequest_ContextEntry {
@@ -206,7 +224,9 @@ export interface GetPersonalizedRankingRequest_MetadataColumnsEntry {
 /** Response message for `GetPersonalizedRanking`. */
 export interface GetPersonalizedRankingResponse {
   /** The input items, most relevant first. Optional. At most 500 items. */
-  personalizedRanking: PredictedItem[];
+  personalizedRanking?:
+    | PredictedItem[]
+    | undefined;
   /** ID that AWS assigns to this ranking. Optional. */
   recommendationId?: string | undefined;
 }
@@ -252,7 +272,7 @@ export interface GetActionRecommendationsRequest {
    * together with `filter_arn`. Every parameter of an INCLUDE expression needs a value; EXCLUDE
    * clauses whose parameters are left out are skipped.
    */
-  filterValues: { [key: string]: string };
+  filterValues?: { [key: string]: string } | undefined;
 }
 
 export interface GetActionRecommendationsRequest_FilterValuesEntry {
@@ -263,7 +283,9 @@ export interface GetActionRecommendationsRequest_FilterValuesEntry {
 /** Response message for `GetActionRecommendations`. */
 export interface GetActionRecommendationsResponse {
   /** The recommended actions, highest score first. Optional. At most 100 actions. */
-  actionList: PredictedAction[];
+  actionList?:
+    | PredictedAction[]
+    | undefined;
   /** ID that AWS assigns to this set of action recommendations. Optional. */
   recommendationId?: string | undefined;
 }
@@ -301,7 +323,7 @@ export interface Promotion {
    * together with the promotion's `filter_arn`. Every parameter of an INCLUDE expression needs a
    * value; EXCLUDE clauses whose parameters are left out are skipped.
    */
-  filterValues: { [key: string]: string };
+  filterValues?: { [key: string]: string } | undefined;
 }
 
 export interface Promotion_FilterValuesEntry {
@@ -319,7 +341,7 @@ export interface ColumnNamesList {
    * The column names, in the order AWS should return them. At most 99 entries. Each entry: at most
    * 150 characters.
    */
-  values: string[];
+  values?: string[] | undefined;
 }
 
 /** One recommended or ranked item with its score and, when requested, its metadata. */
@@ -349,14 +371,16 @@ export interface PredictedItem {
    * Marked sensitive by AWS. Keys: at most 150 characters. Values: at most 20000 characters.
    * Present only when the request set `metadata_columns`.
    */
-  metadata: { [key: string]: string };
+  metadata?:
+    | { [key: string]: string }
+    | undefined;
   /**
    * Why the item was included, reported by User-Personalization-v2 models: for example "Promoted
    * item", "Exploration" (a less-known item shown to explore) or "Popular item" (a placeholder
    * added when a filter left too few results; it has no relevance score). Optional. Each entry: at
    * most 256 characters.
    */
-  reason: string[];
+  reason?: string[] | undefined;
 }
 
 export interface PredictedItem_MetadataEntry {
@@ -403,22 +427,24 @@ export const GetRecommendationsRequest: MessageFns<GetRecommendationsRequest> = 
     if (message.numResults !== undefined) {
       writer.uint32(32).int32(message.numResults);
     }
-    globalThis.Object.entries(message.context).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.context || {}).forEach(([key, value]: [string, string]) => {
       GetRecommendationsRequest_ContextEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
     });
     if (message.filterArn !== undefined) {
       writer.uint32(50).string(message.filterArn);
     }
-    globalThis.Object.entries(message.filterValues).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.filterValues || {}).forEach(([key, value]: [string, string]) => {
       GetRecommendationsRequest_FilterValuesEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
     });
     if (message.recommenderArn !== undefined) {
       writer.uint32(66).string(message.recommenderArn);
     }
-    for (const v of message.promotions) {
-      Promotion.encode(v!, writer.uint32(74).fork()).join();
+    if (message.promotions !== undefined && message.promotions.length !== 0) {
+      for (const v of message.promotions) {
+        Promotion.encode(v!, writer.uint32(74).fork()).join();
+      }
     }
-    globalThis.Object.entries(message.metadataColumns).forEach(([key, value]: [string, ColumnNamesList]) => {
+    globalThis.Object.entries(message.metadataColumns || {}).forEach(([key, value]: [string, ColumnNamesList]) => {
       GetRecommendationsRequest_MetadataColumnsEntry.encode({ key: key as any, value }, writer.uint32(82).fork())
         .join();
     });
@@ -477,7 +503,7 @@ export const GetRecommendationsRequest: MessageFns<GetRecommendationsRequest> = 
 
             const entry5 = GetRecommendationsRequest_ContextEntry.decode(reader, reader.uint32());
             if (entry5.value !== undefined) {
-              message.context[entry5.key] = entry5.value;
+              message.context![entry5.key] = entry5.value;
             }
             continue;
           }
@@ -496,7 +522,7 @@ export const GetRecommendationsRequest: MessageFns<GetRecommendationsRequest> = 
 
             const entry7 = GetRecommendationsRequest_FilterValuesEntry.decode(reader, reader.uint32());
             if (entry7.value !== undefined) {
-              message.filterValues[entry7.key] = entry7.value;
+              message.filterValues![entry7.key] = entry7.value;
             }
             continue;
           }
@@ -513,7 +539,10 @@ export const GetRecommendationsRequest: MessageFns<GetRecommendationsRequest> = 
               break;
             }
 
-            message.promotions.push(Promotion.decode(reader, reader.uint32()));
+            const el = Promotion.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.promotions!.push(el);
+            }
             continue;
           }
           case 10: {
@@ -523,7 +552,7 @@ export const GetRecommendationsRequest: MessageFns<GetRecommendationsRequest> = 
 
             const entry10 = GetRecommendationsRequest_MetadataColumnsEntry.decode(reader, reader.uint32());
             if (entry10.value !== undefined) {
-              message.metadataColumns[entry10.key] = entry10.value;
+              message.metadataColumns![entry10.key] = entry10.value;
             }
             continue;
           }
@@ -1022,8 +1051,10 @@ function createBaseGetRecommendationsResponse(): GetRecommendationsResponse {
 
 export const GetRecommendationsResponse: MessageFns<GetRecommendationsResponse> = {
   encode(message: GetRecommendationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.itemList) {
-      PredictedItem.encode(v!, writer.uint32(10).fork()).join();
+    if (message.itemList !== undefined && message.itemList.length !== 0) {
+      for (const v of message.itemList) {
+        PredictedItem.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     if (message.recommendationId !== undefined) {
       writer.uint32(18).string(message.recommendationId);
@@ -1049,7 +1080,10 @@ export const GetRecommendationsResponse: MessageFns<GetRecommendationsResponse> 
               break;
             }
 
-            message.itemList.push(PredictedItem.decode(reader, reader.uint32()));
+            const el = PredictedItem.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.itemList!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -1123,26 +1157,28 @@ function createBaseGetPersonalizedRankingRequest(): GetPersonalizedRankingReques
 
 export const GetPersonalizedRankingRequest: MessageFns<GetPersonalizedRankingRequest> = {
   encode(message: GetPersonalizedRankingRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.campaignArn !== "") {
+    if (message.campaignArn !== undefined && message.campaignArn !== "") {
       writer.uint32(10).string(message.campaignArn);
     }
-    for (const v of message.inputList) {
-      writer.uint32(18).string(v!);
+    if (message.inputList !== undefined && message.inputList.length !== 0) {
+      for (const v of message.inputList) {
+        writer.uint32(18).string(v!);
+      }
     }
-    if (message.userId !== "") {
+    if (message.userId !== undefined && message.userId !== "") {
       writer.uint32(26).string(message.userId);
     }
-    globalThis.Object.entries(message.context).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.context || {}).forEach(([key, value]: [string, string]) => {
       GetPersonalizedRankingRequest_ContextEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
     if (message.filterArn !== undefined) {
       writer.uint32(42).string(message.filterArn);
     }
-    globalThis.Object.entries(message.filterValues).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.filterValues || {}).forEach(([key, value]: [string, string]) => {
       GetPersonalizedRankingRequest_FilterValuesEntry.encode({ key: key as any, value }, writer.uint32(50).fork())
         .join();
     });
-    globalThis.Object.entries(message.metadataColumns).forEach(([key, value]: [string, ColumnNamesList]) => {
+    globalThis.Object.entries(message.metadataColumns || {}).forEach(([key, value]: [string, ColumnNamesList]) => {
       GetPersonalizedRankingRequest_MetadataColumnsEntry.encode({ key: key as any, value }, writer.uint32(58).fork())
         .join();
     });
@@ -1175,7 +1211,10 @@ export const GetPersonalizedRankingRequest: MessageFns<GetPersonalizedRankingReq
               break;
             }
 
-            message.inputList.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.inputList!.push(el);
+            }
             continue;
           }
           case 3: {
@@ -1193,7 +1232,7 @@ export const GetPersonalizedRankingRequest: MessageFns<GetPersonalizedRankingReq
 
             const entry4 = GetPersonalizedRankingRequest_ContextEntry.decode(reader, reader.uint32());
             if (entry4.value !== undefined) {
-              message.context[entry4.key] = entry4.value;
+              message.context![entry4.key] = entry4.value;
             }
             continue;
           }
@@ -1212,7 +1251,7 @@ export const GetPersonalizedRankingRequest: MessageFns<GetPersonalizedRankingReq
 
             const entry6 = GetPersonalizedRankingRequest_FilterValuesEntry.decode(reader, reader.uint32());
             if (entry6.value !== undefined) {
-              message.filterValues[entry6.key] = entry6.value;
+              message.filterValues![entry6.key] = entry6.value;
             }
             continue;
           }
@@ -1223,7 +1262,7 @@ export const GetPersonalizedRankingRequest: MessageFns<GetPersonalizedRankingReq
 
             const entry7 = GetPersonalizedRankingRequest_MetadataColumnsEntry.decode(reader, reader.uint32());
             if (entry7.value !== undefined) {
-              message.metadataColumns[entry7.key] = entry7.value;
+              message.metadataColumns![entry7.key] = entry7.value;
             }
             continue;
           }
@@ -1334,13 +1373,13 @@ export const GetPersonalizedRankingRequest: MessageFns<GetPersonalizedRankingReq
 
   toJSON(message: GetPersonalizedRankingRequest): unknown {
     const obj: any = {};
-    if (message.campaignArn !== "") {
+    if (message.campaignArn !== undefined && message.campaignArn !== "") {
       obj.campaignArn = message.campaignArn;
     }
     if (message.inputList?.length) {
       obj.inputList = message.inputList;
     }
-    if (message.userId !== "") {
+    if (message.userId !== undefined && message.userId !== "") {
       obj.userId = message.userId;
     }
     if (message.context) {
@@ -1701,8 +1740,10 @@ function createBaseGetPersonalizedRankingResponse(): GetPersonalizedRankingRespo
 
 export const GetPersonalizedRankingResponse: MessageFns<GetPersonalizedRankingResponse> = {
   encode(message: GetPersonalizedRankingResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.personalizedRanking) {
-      PredictedItem.encode(v!, writer.uint32(10).fork()).join();
+    if (message.personalizedRanking !== undefined && message.personalizedRanking.length !== 0) {
+      for (const v of message.personalizedRanking) {
+        PredictedItem.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     if (message.recommendationId !== undefined) {
       writer.uint32(18).string(message.recommendationId);
@@ -1728,7 +1769,10 @@ export const GetPersonalizedRankingResponse: MessageFns<GetPersonalizedRankingRe
               break;
             }
 
-            message.personalizedRanking.push(PredictedItem.decode(reader, reader.uint32()));
+            const el = PredictedItem.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.personalizedRanking!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -1808,7 +1852,7 @@ export const GetActionRecommendationsRequest: MessageFns<GetActionRecommendation
     if (message.filterArn !== undefined) {
       writer.uint32(34).string(message.filterArn);
     }
-    globalThis.Object.entries(message.filterValues).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.filterValues || {}).forEach(([key, value]: [string, string]) => {
       GetActionRecommendationsRequest_FilterValuesEntry.encode({ key: key as any, value }, writer.uint32(42).fork())
         .join();
     });
@@ -1867,7 +1911,7 @@ export const GetActionRecommendationsRequest: MessageFns<GetActionRecommendation
 
             const entry5 = GetActionRecommendationsRequest_FilterValuesEntry.decode(reader, reader.uint32());
             if (entry5.value !== undefined) {
-              message.filterValues[entry5.key] = entry5.value;
+              message.filterValues![entry5.key] = entry5.value;
             }
             continue;
           }
@@ -2085,8 +2129,10 @@ function createBaseGetActionRecommendationsResponse(): GetActionRecommendationsR
 
 export const GetActionRecommendationsResponse: MessageFns<GetActionRecommendationsResponse> = {
   encode(message: GetActionRecommendationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.actionList) {
-      PredictedAction.encode(v!, writer.uint32(10).fork()).join();
+    if (message.actionList !== undefined && message.actionList.length !== 0) {
+      for (const v of message.actionList) {
+        PredictedAction.encode(v!, writer.uint32(10).fork()).join();
+      }
     }
     if (message.recommendationId !== undefined) {
       writer.uint32(18).string(message.recommendationId);
@@ -2112,7 +2158,10 @@ export const GetActionRecommendationsResponse: MessageFns<GetActionRecommendatio
               break;
             }
 
-            message.actionList.push(PredictedAction.decode(reader, reader.uint32()));
+            const el = PredictedAction.decode(reader, reader.uint32());
+            if (el !== undefined) {
+              message.actionList!.push(el);
+            }
             continue;
           }
           case 2: {
@@ -2191,7 +2240,7 @@ export const Promotion: MessageFns<Promotion> = {
     if (message.filterArn !== undefined) {
       writer.uint32(26).string(message.filterArn);
     }
-    globalThis.Object.entries(message.filterValues).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.filterValues || {}).forEach(([key, value]: [string, string]) => {
       Promotion_FilterValuesEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
     return writer;
@@ -2241,7 +2290,7 @@ export const Promotion: MessageFns<Promotion> = {
 
             const entry4 = Promotion_FilterValuesEntry.decode(reader, reader.uint32());
             if (entry4.value !== undefined) {
-              message.filterValues[entry4.key] = entry4.value;
+              message.filterValues![entry4.key] = entry4.value;
             }
             continue;
           }
@@ -2435,8 +2484,10 @@ function createBaseColumnNamesList(): ColumnNamesList {
 
 export const ColumnNamesList: MessageFns<ColumnNamesList> = {
   encode(message: ColumnNamesList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.values) {
-      writer.uint32(10).string(v!);
+    if (message.values !== undefined && message.values.length !== 0) {
+      for (const v of message.values) {
+        writer.uint32(10).string(v!);
+      }
     }
     return writer;
   },
@@ -2459,7 +2510,10 @@ export const ColumnNamesList: MessageFns<ColumnNamesList> = {
               break;
             }
 
-            message.values.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.values!.push(el);
+            }
             continue;
           }
         }
@@ -2513,11 +2567,13 @@ export const PredictedItem: MessageFns<PredictedItem> = {
     if (message.promotionName !== undefined) {
       writer.uint32(26).string(message.promotionName);
     }
-    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+    globalThis.Object.entries(message.metadata || {}).forEach(([key, value]: [string, string]) => {
       PredictedItem_MetadataEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
-    for (const v of message.reason) {
-      writer.uint32(42).string(v!);
+    if (message.reason !== undefined && message.reason.length !== 0) {
+      for (const v of message.reason) {
+        writer.uint32(42).string(v!);
+      }
     }
     return writer;
   },
@@ -2566,7 +2622,7 @@ export const PredictedItem: MessageFns<PredictedItem> = {
 
             const entry4 = PredictedItem_MetadataEntry.decode(reader, reader.uint32());
             if (entry4.value !== undefined) {
-              message.metadata[entry4.key] = entry4.value;
+              message.metadata![entry4.key] = entry4.value;
             }
             continue;
           }
@@ -2575,7 +2631,10 @@ export const PredictedItem: MessageFns<PredictedItem> = {
               break;
             }
 
-            message.reason.push(reader.string());
+            const el = reader.string();
+            if (el !== undefined) {
+              message.reason!.push(el);
+            }
             continue;
           }
         }
