@@ -28,7 +28,8 @@ from tests.support import ROOT
 CLIENTS = ROOT / "clients"
 ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/"
 USER, ITEMS = "u-7", ["i3", "i1", "i4", "i2"]
-LANGUAGES = ["python", "go", "typescript"]
+JAVA_MAIN = "internal.mlgw.example.Example"
+LANGUAGES = ["python", "go", "typescript", "java"]
 
 
 def _run(command: list[str], cwd: Path) -> None:
@@ -49,6 +50,13 @@ def _build(language: str, out: Path) -> list[str]:
         # Into the package's own dist/ (ignored by git): node resolves @grpc/grpc-js from there.
         _run([str(ROOT / "node_modules" / ".bin" / "tsc"), "-p", "."], folder)
         return [_tool("node"), str(folder / "dist" / "example" / "example.js")]
+    if language == "java":
+        classpath = out / "classpath.txt"
+        maven = [_tool("mvn"), "-B", "-q", f"-Dmlgw.python={sys.executable}", "compile"]
+        maven += ["dependency:build-classpath", f"-Dmdep.outputFile={classpath}"]
+        _run(maven, CLIENTS / "java")
+        classes = CLIENTS / "java" / "target" / "classes"
+        return [_tool("java"), "-cp", f"{classes}:{classpath.read_text().strip()}", JAVA_MAIN]
     raise AssertionError(language)
 
 

@@ -1,0 +1,105 @@
+package internal.mlgw.example;
+
+import internal.mlgw.client.Contract;
+import internal.mlgw.client.GatewayException;
+import internal.mlgw.client.MlgwClient;
+import internal.mlgw.personalize_runtime.v1.GetPersonalizedRankingRequest;
+import internal.mlgw.personalize_runtime.v1.GetPersonalizedRankingResponse;
+import internal.mlgw.personalize_runtime.v1.GetRecommendationsRequest;
+import internal.mlgw.personalize_runtime.v1.GetRecommendationsResponse;
+import internal.mlgw.personalize_runtime.v1.PersonalizeRuntimeServiceGrpc;
+import internal.mlgw.personalize_runtime.v1.PredictedItem;
+import java.util.List;
+import java.util.StringJoiner;
+import java.util.concurrent.ExecutionException;
+
+/**
+ * Calls the gateway the way a service would: GetRecommendations (blocking stub),
+ * GetPersonalizedRanking (future stub), then an invalid request whose field details it prints.
+ * Writes one JSON object to stdout (the cross-language tests compare it with a direct AWS call).
+ *
+ * <pre>java internal.mlgw.example.Example [ADDRESSES [RECOMMEND [RANKING [USER [ITEMS]]]]]</pre>
+ *
+ * ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
+ */
+public final class Example {
+  private static final String ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/";
+
+  private Example() {}
+
+  private static String arg(String[] args, int i, String fallback) {
+    return args.length > i ? args[i] : fallback;
+  }
+
+  private static String quote(String s) {
+    return '"' + s.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+  }
+
+  private static String items(List<PredictedItem> list) {
+    StringJoiner out = new StringJoiner(",", "[", "]");
+    for (PredictedItem item : list) {
+      out.add("{\"itemId\":" + quote(item.getItemId()) + ",\"score\":" + item.getScore() + "}");
+    }
+    return out.toString();
+  }
+
+  public static void main(String[] args) throws InterruptedException, ExecutionException {
+    List<String> addresses = List.of(arg(args, 0, "127.0.0.1:50051").split(","));
+    String user = arg(args, 3, "u-1");
+    try (MlgwClient client =
+        MlgwClient.builder(addresses).apiKey(System.getenv("MLGW_API_KEY")).build()) {
+      GetRecommendationsResponse recs =
+          MlgwClient.call(
+              () ->
+                  client
+                      .personalizeRuntime()
+                      .getRecommendations(
+                          GetRecommendationsRequest.newBuilder()
+                              .setCampaignArn(arg(args, 1, ARN + "demo"))
+                              .setUserId(user)
+                              .setNumResults(5)
+                              .build()));
+      GetPersonalizedRankingResponse ranked =
+          client
+              .stub(PersonalizeRuntimeServiceGrpc::newFutureStub)
+              .getPersonalizedRanking(
+                  GetPersonalizedRankingRequest.newBuilder()
+                      .setCampaignArn(arg(args, 2, ARN + "ranking"))
+                      .setUserId(user)
+                      .addAllInputList(List.of(arg(args, 4, "i1,i2,i3").split(",")))
+                      .build())
+              .get();
+      GatewayException error = null;
+      try {
+        // Invalid on purpose: not an ARN, and more results than AWS allows.
+        MlgwClient.call(
+            () ->
+                client
+                    .personalizeRuntime()
+                    .getRecommendations(
+                        GetRecommendationsRequest.newBuilder()
+                            .setCampaignArn("not-an-arn")
+                            .setUserId(user)
+                            .setNumResults(1000)
+                            .build()));
+      } catch (GatewayException e) {
+        error = e;
+      }
+      if (error == null) {
+        throw new IllegalStateException("expected a gateway error");
+      }
+      StringJoiner violations = new StringJoiner(",", "[", "]");
+      for (GatewayException.FieldViolation v : error.fieldViolations()) {
+        System.err.println("invalid field " + v.field() + ": " + v.description());
+        violations.add(
+            "{\"field\":" + quote(v.field()) + ",\"description\":" + quote(v.description()) + "}");
+      }
+      System.out.println(
+          "{\"recommendations\":" + items(recs.getItemListList())
+              + ",\"ranking\":" + items(ranked.getPersonalizedRankingList())
+              + ",\"error\":{\"code\":" + quote(error.code().name())
+              + ",\"reason\":" + quote(Contract.reasonString(error.reason()))
+              + ",\"fieldViolations\":" + violations + "}}");
+    }
+  }
+}
