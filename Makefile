@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: setup services run test lint protos check-protos bench clean
+.PHONY: setup services run test lint protos check-protos bench loadtest clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,15 @@ protos: $(STAMP) $(BUF) $(GEN_TOOLS)
 ## Load and soak benchmarks (not part of `make test`).
 bench: setup services
 	$(BIN)/python -m tests.bench.run_all
+
+## Load-test GetRecommendations through the gateway with ghz: Zipf users, emulator latency,
+## throttling and errors; prints throughput and latency percentiles (see README, "Clients").
+GHZ_VERSION := v0.120.0
+$(TOOLS)/ghz: Makefile
+	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+loadtest: $(STAMP) $(TOOLS)/ghz
+	$(BIN)/python -m tests.bench.ghz_load $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache
