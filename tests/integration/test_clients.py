@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,8 @@ def _build(language: str, out: Path) -> list[str]:
         return [_tool("node"), str(folder / "dist" / "example" / "example.js")]
     if language == "java":
         classpath = out / "classpath.txt"
-        maven = [_tool("mvn"), "-B", "-q", f"-Dmlgw.python={sys.executable}", "compile"]
+        # `test` compiles and runs the client's JUnit tests before the example may run.
+        maven = [_tool("mvn"), "-B", "-q", f"-Dmlgw.python={sys.executable}", "test"]
         maven += ["dependency:build-classpath", f"-Dmdep.outputFile={classpath}"]
         _run(maven, CLIENTS / "java")
         classes = CLIENTS / "java" / "target" / "classes"
@@ -101,10 +103,10 @@ async def test_example_matches_a_direct_call(
     emulator_client: ClientFactory,
 ) -> None:
     command = example(language)
-    gateway = await make_gateway()
-    address = f"127.0.0.1:{gateway.port}"
+    # Two gateways: the client balances over a fixed list of addresses.
+    addresses = ",".join([f"127.0.0.1:{(await make_gateway()).port}" for _ in range(2)])
     process = await asyncio.create_subprocess_exec(
-        *command, address, ARN + "demo", ARN + "ranking", USER, ",".join(ITEMS),
+        *command, addresses, ARN + "demo", ARN + "ranking", USER, ",".join(ITEMS),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MLGW_API_KEY": "example-key"},
     )  # fmt: skip
@@ -125,3 +127,24 @@ async def test_example_matches_a_direct_call(
     assert fields["num_results"] == "must be at most 500"
     # The example prints the field details for a person, too.
     assert "invalid field num_results: must be at most 500" in stderr.decode()
+
+
+#: Each client's own unit tests (error details, contract wire strings, targets), run with
+#: its ecosystem's runner once its example is built. Java's run in its build (`mvn test`);
+#: Python's are tests/unit/test_python_client.py.
+NATIVE_TESTS = {
+    "go": (["go", "test", "./mlgw"], CLIENTS / "go"),
+    "typescript": (["node", "--test", "dist/test/"], CLIENTS / "typescript"),
+}
+
+
+@pytest.mark.parametrize("language", sorted(NATIVE_TESTS))
+def test_client_unit_tests(language: str, example: Callable[[str], list[str]]) -> None:
+    example(language)
+    command, folder = NATIVE_TESTS[language]
+    result = subprocess.run(
+        [_tool(command[0]), *command[1:]], cwd=folder, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = r"^ok\s+mlgw\.internal/go/mlgw\b" if language == "go" else r"^# pass [1-9]"
+    assert re.search(ran, result.stdout, flags=re.MULTILINE), result.stdout

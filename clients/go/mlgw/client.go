@@ -18,12 +18,12 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
+	"mlgw.internal/go/gen/clientinfo"
 	bedrockv1 "mlgw.internal/go/gen/mlgw/bedrock/v1"
 	contractv1 "mlgw.internal/go/gen/mlgw/contract/v1"
 	machinelearningv1 "mlgw.internal/go/gen/mlgw/machinelearning/v1"
 	personalizev1 "mlgw.internal/go/gen/mlgw/personalize/v1"
 	personalize_runtimev1 "mlgw.internal/go/gen/mlgw/personalize_runtime/v1"
-	"mlgw.internal/go/gen/clientinfo"
 )
 
 type options struct {

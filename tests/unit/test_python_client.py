@@ -1,0 +1,130 @@
+"""The thin Python client's own logic: targets, per-call metadata, error details."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from mlgw.contract.v1 import contract_pb2 as contract
+from mlgw_client import Client, ErrorReason, from_rpc_error, service_config, target
+
+from gateway.operations import OPERATIONS
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: tuple) -> None:  # type: ignore[type-arg]
+        self._code, self._details, self._trailers = code, details, trailers
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> tuple:  # type: ignore[type-arg]
+        return self._trailers
+
+
+def _packed(*details: object) -> bytes:
+    boxes = []
+    for detail in details:
+        box = any_pb2.Any()
+        box.Pack(detail)  # type: ignore[arg-type]
+        boxes.append(box)
+    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message="m", details=boxes)
+    return status.SerializeToString()
+
+
+def test_error_details_become_fields() -> None:
+    trailer = _packed(
+        error_details_pb2.ErrorInfo(
+            reason="RATE_LIMITED", domain="mlgw.gateway", metadata={"limit": "x"}
+        ),
+        error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=1, nanos=500_000_000)
+        ),
+        error_details_pb2.QuotaFailure(
+            violations=[error_details_pb2.QuotaFailure.Violation(subject="s", description="d")]
+        ),
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field="f", description="e")
+            ]
+        ),
+    )
+    error = from_rpc_error(
+        FakeRpcError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", (("grpc-status-details-bin", trailer),)
+        )
+    )
+    assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.reason == contract.ERROR_REASON_RATE_LIMITED
+    assert error.reason_name == "ERROR_REASON_RATE_LIMITED"
+    assert (error.domain, error.metadata) == ("mlgw.gateway", {"limit": "x"})
+    assert error.retry_delay == 1.5
+    assert [(v.subject, v.description) for v in error.quota_violations] == [("s", "d")]
+    assert [(v.field, v.description) for v in error.field_violations] == [("f", "e")]
+
+
+def test_an_unknown_reason_keeps_its_text() -> None:
+    trailer = _packed(error_details_pb2.ErrorInfo(reason="SOMETHING_NEW"))
+    error = from_rpc_error(
+        FakeRpcError(grpc.StatusCode.UNAVAILABLE, "x", (("grpc-status-details-bin", trailer),))
+    )
+    assert error.reason == ErrorReason.Value("ERROR_REASON_UNSPECIFIED")
+    assert error.reason_text == "SOMETHING_NEW"
+    assert error.retry_delay is None
+
+
+def test_targets() -> None:
+    assert target("gateway:50051") == "gateway:50051"
+    assert target(["10.0.0.1:1", "10.0.0.2:2"]) == "ipv4:10.0.0.1:1,10.0.0.2:2"
+    assert target(["[::1]:1", "[::2]:2"]) == "ipv6:[::1]:1,[::2]:2"
+    with pytest.raises(ValueError, match="IPv4 or all IPv6"):
+        target(["a:1", "b:2"])
+
+
+def test_per_call_metadata() -> None:
+    client = Client("127.0.0.1:1", api_key="k")
+    try:
+        got = client.metadata(
+            [("x-other", "1")],
+            cache_control="no-cache",
+            priority=contract.PRIORITY_BATCH,
+            request_id="r",
+        )
+    finally:
+        client.close()
+    assert got == [
+        ("authorization", "Bearer k"),
+        ("cache-control", "no-cache"),
+        ("mlgw-priority", "batch"),
+        ("x-request-id", "r"),
+        ("x-other", "1"),
+    ]
+
+
+def test_the_service_config_retries_exactly_the_idempotent_rpcs() -> None:
+    config = json.loads(service_config())
+    assert config["loadBalancingConfig"] == [{"round_robin": {}}]
+    (method,) = config["methodConfig"]
+    named = {(n["service"], n["method"]) for n in method["name"]}
+    assert named == {(op.service, op.name) for op in OPERATIONS if op.idempotent}
+    assert ("mlgw.bedrock.v1.BedrockService", "CreateModelInvocationJob") not in named
+    assert method["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+
+
+def test_every_service_is_an_attribute() -> None:
+    client = Client("127.0.0.1:1")
+    try:
+        assert client.personalize_runtime.get_recommendations.__doc__ == (
+            "/mlgw.personalize_runtime.v1.PersonalizeRuntimeService/GetRecommendations"
+        )
+        assert "list_batch_inference_jobs" in dir(client.personalize)
+        with pytest.raises(AttributeError, match="no RPC"):
+            _ = client.bedrock.no_such_rpc
+    finally:
+        client.close()
