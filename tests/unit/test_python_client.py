@@ -128,3 +128,47 @@ def test_every_service_is_an_attribute() -> None:
             _ = client.bedrock.no_such_rpc
     finally:
         client.close()
+
+
+async def test_the_service_config_retries_unavailable_for_idempotent_rpcs_only() -> None:
+    from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as runtime
+    from mlgw_client import AsyncClient, GatewayError
+
+    attempts = {"GetRecommendations": 0, "CreateBatchInferenceJob": 0}
+
+    def handler(name: str, failures: int, answer: bytes) -> grpc.RpcMethodHandler:
+        async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]
+            attempts[name] += 1
+            if attempts[name] <= failures:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+            return answer
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    answer = runtime.GetRecommendationsResponse(recommendation_id="r").SerializeToString()
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "mlgw.personalize_runtime.v1.PersonalizeRuntimeService",
+                {"GetRecommendations": handler("GetRecommendations", 2, answer)},
+            ),
+            grpc.method_handlers_generic_handler(
+                "mlgw.personalize.v1.PersonalizeService",
+                {"CreateBatchInferenceJob": handler("CreateBatchInferenceJob", 99, b"")},
+            ),
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}", timeout=10) as client:
+            got = await client.personalize_runtime.get_recommendations(user_id="u-1")
+            assert got.recommendation_id == "r"
+            assert attempts["GetRecommendations"] == 3  # two UNAVAILABLE, retried
+            with pytest.raises(GatewayError) as caught:
+                await client.personalize.create_batch_inference_job(job_name="j")
+            assert caught.value.code is grpc.StatusCode.UNAVAILABLE
+            assert attempts["CreateBatchInferenceJob"] == 1  # not idempotent: never retried
+    finally:
+        await server.stop(0)
