@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -170,5 +172,65 @@ async def test_the_service_config_retries_unavailable_for_idempotent_rpcs_only()
                 await client.personalize.create_batch_inference_job(job_name="j")
             assert caught.value.code is grpc.StatusCode.UNAVAILABLE
             assert attempts["CreateBatchInferenceJob"] == 1  # not idempotent: never retried
+    finally:
+        await server.stop(0)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _certificates(folder: Path) -> dict[str, bytes]:
+    """A CA, a server certificate for localhost / 127.0.0.1 and a client certificate (PEM)."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+             "-keyout", "ca.key", "-out", "ca.pem", cwd=folder)  # fmt: skip
+    for name, san in (("server", "DNS:localhost,IP:127.0.0.1"), ("client", "DNS:client")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)  # fmt: skip
+        (folder / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext",
+                 "-out", f"{name}.pem", cwd=folder)  # fmt: skip
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+async def test_tls_and_mtls(tmp_path: Path) -> None:
+    from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as runtime
+    from mlgw_client import AsyncClient, GatewayError, Tls
+
+    pem = _certificates(tmp_path)
+    seen: list[str] = []
+
+    async def handle(request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]
+        seen.extend(v for k, v in context.invocation_metadata() or () if k == "authorization")
+        return runtime.GetRecommendationsResponse(recommendation_id="tls").SerializeToString()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "mlgw.personalize_runtime.v1.PersonalizeRuntimeService",
+                {"GetRecommendations": grpc.unary_unary_rpc_method_handler(handle)},
+            )
+        ]
+    )
+    credentials = grpc.ssl_server_credentials(
+        [(pem["server.key"], pem["server.pem"])],
+        root_certificates=pem["ca.pem"],
+        require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    try:
+        mtls = Tls(pem["ca.pem"], pem["client.pem"], pem["client.key"], server_name="localhost")
+        async with AsyncClient(f"127.0.0.1:{port}", tls=mtls, api_key="k") as client:
+            got = await client.personalize_runtime.get_recommendations(user_id="u-1")
+        assert got.recommendation_id == "tls"
+        assert seen == ["Bearer k"]
+        # Without a client certificate the server refuses the handshake.
+        async with AsyncClient(f"127.0.0.1:{port}", tls=Tls(pem["ca.pem"]), timeout=5) as client:
+            with pytest.raises(GatewayError) as caught:
+                await client.personalize_runtime.get_recommendations(user_id="u-1")
+        assert caught.value.code is grpc.StatusCode.UNAVAILABLE
     finally:
         await server.stop(0)
