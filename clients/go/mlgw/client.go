@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -86,7 +88,13 @@ func Dial(addresses []string, opts ...Option) (*Client, error) {
 		r := manual.NewBuilderWithScheme("mlgw")
 		state := resolver.State{}
 		for _, address := range addresses {
-			state.Addresses = append(state.Addresses, resolver.Address{Addr: address})
+			// Each address's own host is the TLS name to verify (the target names them all),
+			// unless the tls.Config sets ServerName.
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return nil, fmt.Errorf("mlgw: address %q: %w", address, err)
+			}
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: address, ServerName: host})
 		}
 		r.InitialState(state)
 		dial = append(dial, grpc.WithResolvers(r))
@@ -108,11 +116,16 @@ func Dial(addresses []string, opts ...Option) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.Conn.Close() }
 
-func (o *options) prepare(ctx context.Context) (context.Context, context.CancelFunc) {
-	if o.apiKey != "" {
-		key := RequestKey(contractv1.RequestMetadata_REQUEST_METADATA_AUTHORIZATION)
-		ctx = metadata.AppendToOutgoingContext(ctx, key, "Bearer "+o.apiKey)
+func (o *options) withKey(ctx context.Context) context.Context {
+	if o.apiKey == "" {
+		return ctx
 	}
+	key := RequestKey(contractv1.RequestMetadata_REQUEST_METADATA_AUTHORIZATION)
+	return metadata.AppendToOutgoingContext(ctx, key, "Bearer "+o.apiKey)
+}
+
+func (o *options) prepare(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = o.withKey(ctx)
 	if _, has := ctx.Deadline(); !has && o.defaultTimeout > 0 {
 		return context.WithTimeout(ctx, o.defaultTimeout)
 	}
@@ -128,12 +141,8 @@ func (o *options) unary(ctx context.Context, method string, req, reply any, cc *
 
 func (o *options) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
 	method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if o.apiKey != "" {
-		key := RequestKey(contractv1.RequestMetadata_REQUEST_METADATA_AUTHORIZATION)
-		ctx = metadata.AppendToOutgoingContext(ctx, key, "Bearer "+o.apiKey)
-	}
 	// A stream lives as long as its caller wants: no default deadline.
-	s, err := streamer(ctx, desc, cc, method, opts...)
+	s, err := streamer(o.withKey(ctx), desc, cc, method, opts...)
 	if err != nil {
 		return nil, FromError(err)
 	}
