@@ -82,6 +82,9 @@ class UpstreamConfig:
     deadline_margin_seconds: ZeroOrSeconds = 0.005
     #: ... capped at this. A call with less time than the margin left is answered at once.
     max_deadline_margin_seconds: ZeroOrSeconds = 0.1
+    #: A cache miss with less time than this left is answered DEADLINE_EXCEEDED at once
+    #: rather than sent: no AWS endpoint answers that fast (gateway/pipeline/budget.py).
+    min_upstream_budget_seconds: ZeroOrSeconds = 0.002
     #: Send the runtime operations without botocore's per-call work (gateway/upstream/fastpath.py).
     fast_path: bool = True
 

@@ -170,6 +170,15 @@ class DeadlineExceeded(GatewayError):
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
+    @classmethod
+    def before_sending(cls, service: str | None = None) -> DeadlineExceeded:
+        """No upstream call was made, or could be in the time left (README's error table)."""
+        return cls(
+            "the call's deadline passed before the gateway could send it upstream",
+            reason="DEADLINE_EXCEEDED",
+            metadata={"service": service} if service else None,
+        )
+
 
 class UpstreamError(GatewayError):
     """An AWS service (or the connection to it) failed; the code comes from the error table."""

@@ -18,6 +18,7 @@ from gateway import metrics
 from gateway.config import Config, ServerConfig
 from gateway.operations import OPERATIONS, Operation
 from gateway.pipeline import Handler, Stage, compose
+from gateway.pipeline.budget import Budget
 from gateway.pipeline.cache import Cache
 from gateway.pipeline.coalesce import Coalesce
 from gateway.pipeline.global_limits import SharedBuckets, open_shared_buckets
@@ -102,8 +103,10 @@ class Gateway:
         # a peek before the merge window that sheds at once what admission would shed.
         self.overload = Overload(cfg, self._shared_limits)
         self._stack.push_async_callback(self.overload.aclose)
+        # -- the budget: below here a call becomes upstream work, which needs time to fit.
+        budget = Budget(cfg.upstream.min_upstream_budget_seconds)
         return [
-            Precheck(), cache, Validate(), Coalesce(cfg.coalesce), self.overload.early,
+            Precheck(), cache, Validate(), budget, Coalesce(cfg.coalesce), self.overload.early,
             Merge(cfg.merge),
             *self.overload.stages,
         ]  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,21 +49,33 @@ class LoopLag:
     recent lateness (of a periodic timer, and of the gateway's own timeout answers past
     their deadline), plus the time to answer every call now in flight should they all
     expire at once; capped.
+
+    That last term needs what one timeout answer costs here, which depends on how busy the
+    machine is (0.5 ms on an idle core, three times that when other processes compete):
+    it is measured, as the gap between consecutive timeout answers when the later one had
+    to wait for the earlier (so the gap is the answer's own cost, not idle time).
     """
 
-    #: The loop time one timeout answer takes here (unwinding the pipeline, the status).
+    #: The loop time one timeout answer takes on an idle core, until measured.
     ANSWER_COST = 0.0005
+    #: A timeout answer this late waited behind another one: the gap between them is a cost.
+    QUEUED = 0.001
 
     #: Samples every 10 ms over the last 2 s: reacts within a burst, forgets it soon after.
     INTERVAL = 0.01
     WINDOW = 200
     QUANTILE = 0.99
+    #: Answer costs: the median of the last 200 gaps (one slow gap must not set it).
+    COST_WINDOW = 200
 
     def __init__(self, base: float, maximum: float) -> None:
         self.base = base
         self.maximum = max(base, maximum)
         self._high = 0.0
         self._samples: deque[float] = deque(maxlen=self.WINDOW)
+        self._cost = self.ANSWER_COST
+        self._costs: deque[float] = deque(maxlen=self.COST_WINDOW)
+        self._last_answer: float | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._expected = 0.0
 
@@ -77,17 +90,35 @@ class LoopLag:
             self._handle = None
 
     def observe(self, lateness: float) -> None:
+        # Only recorded here: the percentiles are recomputed by the periodic timer, so a
+        # burst of timeout answers does not sort the window once per answer.
         self._samples.append(max(lateness, 0.0))
-        ordered = sorted(self._samples)
-        self._high = ordered[min(len(ordered) - 1, int(len(ordered) * self.QUANTILE))]
+
+    def answered_late(self, now: float, lateness: float) -> None:
+        """A timeout answer given `lateness` seconds after the call's own deadline."""
+        if lateness > self.QUEUED and self._last_answer is not None:
+            gap = now - self._last_answer
+            if 0 < gap < self.QUEUED + lateness:  # it waited behind the previous answer
+                self._costs.append(gap)
+        self._last_answer = now
+        self.observe(lateness)
 
     def margin(self, in_flight: int) -> float:
-        return min(self.base + 2 * self._high + in_flight * self.ANSWER_COST, self.maximum)
+        return min(self.base + 2 * self._high + in_flight * self._cost, self.maximum)
+
+    def refresh(self) -> None:
+        """Recompute the lateness percentile and the answer cost from the samples."""
+        if self._samples:
+            ordered = sorted(self._samples)
+            self._high = ordered[min(len(ordered) - 1, int(len(ordered) * self.QUANTILE))]
+        if self._costs:
+            self._cost = max(self.ANSWER_COST, statistics.median(self._costs))
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self.observe(now - self._expected)
+        self.refresh()
         self._expected = now + self.INTERVAL
         self._handle = loop.call_at(self._expected, self._tick)
 
@@ -172,12 +203,15 @@ def _endpoint(
             now = loop.time()
             deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
             if deadline <= now:
-                raise _over_on_arrival()
+                # Less time left than the margin the gateway needs to answer: nothing can be
+                # sent, so it is answered at once.
+                raise DeadlineExceeded.before_sending()
             call = Call(op, request, deadline, metadata)
             try:
                 response = await pipeline(call)
             except DeadlineExceeded:
-                deadlines.lag.observe(loop.time() - call.deadline)  # how late we answer
+                answered = loop.time()
+                deadlines.lag.answered_late(answered, answered - call.deadline)
                 raise
             if call.reply_metadata:
                 context.set_trailing_metadata(tuple(call.reply_metadata))
@@ -198,15 +232,6 @@ def _endpoint(
         return response
 
     return endpoint
-
-
-def _over_on_arrival() -> DeadlineExceeded:
-    # Less time left than the margin the gateway needs to answer: nothing can be sent, so
-    # it is the README's "deadline passed before sending" row, answered at once.
-    return DeadlineExceeded(
-        "the call's deadline passed before the gateway could send it",
-        reason="DEADLINE_EXCEEDED",
-    )
 
 
 #: Singleton keys: the first entry wins, as for a singleton HTTP header behind proxies that

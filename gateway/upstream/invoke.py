@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from gateway import metrics
-from gateway.errors import DeadlineExceeded, GatewayError
+from gateway.errors import DeadlineExceeded
 from gateway.operations import Operation
 from gateway.pipeline.call import Call, Handler
 from gateway.upstream.errors import from_exception
@@ -55,7 +55,7 @@ class Upstream:
         async def call_upstream(call: Call) -> Message:
             timeout = call.remaining()
             if timeout <= 0:
-                raise _expired(service)
+                raise DeadlineExceeded.before_sending(service)
             try:
                 # Bounds the wait for a pooled connection too; cancellation (the caller went
                 # away) propagates into aiohttp, which abandons the HTTP request.
@@ -72,11 +72,3 @@ class Upstream:
             return from_aws(response_type, raw)
 
         return call_upstream
-
-
-def _expired(service: str) -> GatewayError:
-    return DeadlineExceeded(
-        "the call's deadline passed before the upstream call",
-        reason="DEADLINE_EXCEEDED",
-        metadata={"service": service},
-    )

@@ -12,6 +12,7 @@ from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 from gateway.cache_config import CoalesceConfig
 from gateway.errors import DeadlineExceeded, GatewayError
 from gateway.operations import OPERATIONS
+from gateway.pipeline.budget import Budget
 from gateway.pipeline.call import Call
 from gateway.pipeline.coalesce import Coalesce
 
@@ -154,3 +155,18 @@ def test_only_idempotent_operations_coalesce() -> None:
     assert stage.wrap(OPS["CreateBatchInferenceJob"], inner) is inner
     assert stage.wrap(OPS["ListBatchInferenceJobs"], inner) is not inner
     assert Coalesce(CoalesceConfig(enabled=False)).wrap(RECS, inner) is inner
+
+
+async def test_a_miss_without_time_for_a_round_trip_is_refused_before_any_shared_call() -> None:
+    """The budget stage in front of coalescing: with less than the minimum left the verdict
+    is "deadline passed before sending", and nothing upstream (or shared) is started."""
+    upstream = GatedUpstream()
+    handler = Budget(0.002).wrap(RECS, Coalesce(CoalesceConfig()).wrap(RECS, upstream))
+    with pytest.raises(DeadlineExceeded) as caught:
+        await handler(make_call(request(), timeout=0.001))
+    assert caught.value.reason == "DEADLINE_EXCEEDED"
+    assert upstream.calls == 0
+    upstream.gate.set()
+    answer = await handler(make_call(request(), timeout=1.0))  # enough time: passes through
+    assert upstream.calls == 1
+    assert answer.recommendation_id == "answer-1"

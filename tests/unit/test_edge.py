@@ -4,6 +4,7 @@ adaptive deadline margin."""
 from __future__ import annotations
 
 import grpc
+import pytest
 from botocore.exceptions import ClientError
 from google.rpc import error_details_pb2
 
@@ -66,6 +67,24 @@ def test_the_margin_follows_loop_lateness_and_calls_in_flight_within_bounds() ->
     for _ in range(50):
         lag.observe(0.0)
     lag.observe(0.04)  # one late burst lands in the high percentile
+    lag.refresh()  # the periodic timer's job
     assert 0.04 < lag.margin(0) <= 0.1
     assert lag.margin(100) > lag.margin(0)
     assert lag.margin(100_000) == 0.1
+
+
+def test_the_margin_per_call_in_flight_is_the_measured_cost_of_a_timeout_answer() -> None:
+    """Answers that queue behind each other 1.5 ms apart (a busy machine) teach the margin
+    that cost; gaps of answers that did not wait (idle time between them) teach nothing."""
+    lag = LoopLag(base=0.005, maximum=1.0)
+    assert lag.margin(40) == pytest.approx(0.005 + 40 * LoopLag.ANSWER_COST)
+    for i in range(10):  # spread out, each on time: no queueing, no cost sample
+        lag.answered_late(now=float(i), lateness=0.0)
+    lag.refresh()
+    assert lag.margin(40) == pytest.approx(0.005 + 40 * LoopLag.ANSWER_COST)
+    start, cost = 100.0, 0.0015
+    for k in range(50):  # a burst: the k-th answer waited behind the k before it
+        lag.answered_late(now=start + k * cost, lateness=0.002 + k * cost)
+    lag.refresh()
+    high = 2 * (0.002 + 49 * cost)  # the lateness percentile's share
+    assert lag.margin(40) == pytest.approx(0.005 + high + 40 * cost)

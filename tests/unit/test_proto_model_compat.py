@@ -40,8 +40,9 @@ MSG_FIELD, MSG_NESTED, MSG_ENUM, ENUM_VALUE, SERVICE_METHOD = 2, 3, 4, 2, 2
 
 
 def build_descriptor_set(protos: Path, out: Path) -> descriptor_pb2.FileDescriptorSet:
-    files = sorted(str(p.relative_to(protos)) for p in protos.rglob("*.proto"))
-    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{protos}"]
+    # The gateway's own protos; the vendored googleapis ones are only an include path.
+    files = sorted(str(p.relative_to(protos)) for p in (protos / "mlgw").rglob("*.proto"))
+    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{protos}", f"-I{protos / 'vendor'}"]
     command += ["--include_source_info", "--include_imports", f"--descriptor_set_out={out}"]
     subprocess.run([*command, *files], check=True, capture_output=True, cwd=protos)
     return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
