@@ -1,5 +1,6 @@
 package internal.mlgw.client;
 
+import io.grpc.Attributes;
 import io.grpc.EquivalentAddressGroup;
 import io.grpc.NameResolver;
 import io.grpc.NameResolverProvider;
@@ -48,7 +49,12 @@ final class StaticAddresses extends NameResolverProvider {
       int colon = address.lastIndexOf(':');
       String host = address.substring(0, colon).replace("[", "").replace("]", "");
       int port = Integer.parseInt(address.substring(colon + 1));
-      groups.add(new EquivalentAddressGroup(new InetSocketAddress(host, port)));
+      // Each address is verified (TLS) and named (:authority) as itself, not as the first.
+      Attributes attributes =
+          Attributes.newBuilder()
+              .set(EquivalentAddressGroup.ATTR_AUTHORITY_OVERRIDE, address)
+              .build();
+      groups.add(new EquivalentAddressGroup(new InetSocketAddress(host, port), attributes));
     }
     return new NameResolver() {
       @Override
