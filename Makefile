@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both set up everything
-# they need (a virtualenv in .venv, the Python packages, buf from npm) on first use.
+# they need (a virtualenv in .venv, the Python packages, buf, ts-proto and the TypeScript
+# client's packages from npm, the code generators' plugins in .tools/bin) on first use. Go,
+# Maven, the JDK and Node.js are the machine's own (every machine of this kind has them).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -55,7 +57,8 @@ services:
 run: $(STAMP)
 	$(BIN)/gateway serve --emulator --demo
 
-## Everything CI checks: lint, types, proto lint, generated code fresh, the test suite.
+## Everything CI checks: lint, types, proto lint and breaking changes, generated code fresh,
+## the test suite (which builds and runs every client's example against a live gateway).
 test: setup services lint
 	$(BIN)/python -m pytest -q
 
