@@ -28,9 +28,9 @@ REASONS = wire_strings(contract.ErrorReason.DESCRIPTOR)
 FORWARDS = (ast.Name, ast.Attribute)
 
 
-def _is_code_reason_pair(node: ast.AST) -> bool:
+def _is_code_reason_pair(node: ast.Tuple) -> bool:
     """`(grpc.StatusCode.X, "REASON")`, as error tables write a row."""
-    if not (isinstance(node, ast.Tuple) and len(node.elts) == 2):
+    if len(node.elts) != 2:
         return False
     code = node.elts[0]
     return isinstance(code, ast.Attribute) and code.attr in grpc.StatusCode.__members__
@@ -50,11 +50,7 @@ def _reasons_in_source() -> tuple[set[str], set[tuple[str, str]]]:
                 values = [k.value for k in node.keywords if k.arg == "reason"]
                 if isinstance(node.func, ast.Name) and node.func.id == "ErrorRow":
                     values += node.args[1:2]
-            elif (
-                isinstance(node, ast.Tuple)
-                and len(node.elts) == 2
-                and _is_status_code(node.elts[0])
-            ):
+            elif isinstance(node, ast.Tuple) and _is_code_reason_pair(node):
                 values = [node.elts[1]]
             for value in values:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
