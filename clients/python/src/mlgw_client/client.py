@@ -10,8 +10,10 @@ the request's fields as keyword arguments:
         )
 
 Services and methods come from the proto descriptors, so RPCs added to the protos (batch,
-stream, jobs) appear without code here; the typed generated stubs stay available through
-`client.stub(StubClass)`.
+stream, jobs) appear without code here: a server-streaming RPC returns an iterator (an async
+iterator on `AsyncClient`), a client- or bidi-streaming one takes an iterable (async iterable)
+of request messages instead of keyword fields. The typed generated stubs stay available
+through `client.stub(StubClass)`.
 """
 
 from __future__ import annotations
@@ -179,9 +181,12 @@ class _Service:
         except KeyError:
             raise AttributeError(f"{self.descriptor.full_name} has no RPC {name!r}") from None
         client = self._client
+        # A stream lives as long as its caller wants: the default deadline is for unary calls.
+        streaming = method.client_streaming or method.server_streaming
+        default_timeout = None if streaming else client._timeout
 
         def call(
-            request: Message | None = None,
+            request: Any = None,
             /,
             *,
             timeout: float | None = None,
@@ -191,14 +196,14 @@ class _Service:
             request_id: str | None = None,
             **fields: Any,
         ) -> Any:
-            if request is None:
+            if request is None and not method.client_streaming:
                 request = GetMessageClass(method.input_type)(**fields)
             elif fields:
                 raise TypeError("pass either a request message or its fields, not both")
             return client._invoke(
                 method,
                 request,
-                timeout=timeout if timeout is not None else client._timeout,
+                timeout=timeout if timeout is not None else default_timeout,
                 metadata=client.metadata(
                     metadata,
                     cache_control=cache_control,
@@ -220,6 +225,11 @@ def _kind(method: MethodDescriptor) -> str:
     client = "stream" if method.client_streaming else "unary"
     server = "stream" if method.server_streaming else "unary"
     return f"{client}_{server}"
+
+
+def _serializer(method: MethodDescriptor) -> Callable[[Message], bytes]:
+    # From the method, not the request: a client-streaming call's request is an iterator.
+    return GetMessageClass(method.input_type).SerializeToString
 
 
 def _deserializer(method: MethodDescriptor) -> Callable[[bytes], Message]:
@@ -256,7 +266,7 @@ class Client(_Base):
         factory = getattr(self.channel, _kind(method))
         callable_ = factory(
             _path(method),
-            request_serializer=type(request).SerializeToString,
+            request_serializer=_serializer(method),
             response_deserializer=_deserializer(method),
         )
         try:
@@ -311,7 +321,7 @@ class AsyncClient(_Base):
         factory = getattr(self.channel, _kind(method))
         callable_ = factory(
             _path(method),
-            request_serializer=type(request).SerializeToString,
+            request_serializer=_serializer(method),
             response_deserializer=_deserializer(method),
         )
         if method.server_streaming:
