@@ -2,6 +2,8 @@
 // (round robin, retries of UNAVAILABLE for idempotent RPCs: the generated service config),
 // TLS/mTLS, an API key and a default deadline; every RPC of a generated service definition as
 // an async method, failures as GatewayError.
+import { once } from "node:events";
+
 import {
   type CallOptions,
   Client as GrpcClient,
@@ -53,13 +55,23 @@ interface MethodDefinition<Req, Res> {
   responseDeserialize: (value: Buffer) => Res;
 }
 
-/** A generated service definition's RPCs as Promise (unary) or AsyncIterable (server-stream) methods. */
+/** Requests of a client- or bidi-streaming call. */
+export type Requests<Req> = Iterable<Req> | AsyncIterable<Req>;
+
+/**
+ * A generated service definition's RPCs: unary -> Promise; server stream -> AsyncIterable;
+ * bidi stream -> requests in, AsyncIterable out; client stream -> requests in, Promise out.
+ */
 export type ServiceMethods<D> = {
-  [K in keyof D]: D[K] extends MethodDefinition<infer Req, infer Res> & { responseStream: false }
+  [K in keyof D]: D[K] extends MethodDefinition<infer Req, infer Res> & { requestStream: false; responseStream: false }
     ? (request: Req, options?: CallOpts) => Promise<Res>
     : D[K] extends MethodDefinition<infer Req, infer Res> & { requestStream: false }
       ? (request: Req, options?: CallOpts) => AsyncIterable<Res>
-      : never;
+      : D[K] extends MethodDefinition<infer Req, infer Res> & { responseStream: true }
+        ? (requests: Requests<Req>, options?: CallOpts) => AsyncIterable<Res>
+        : D[K] extends MethodDefinition<infer Req, infer Res>
+          ? (requests: Requests<Req>, options?: CallOpts) => Promise<Res>
+          : never;
 };
 
 /** The gRPC target of one address (DNS: every resolved address is balanced) or several IPs. */
@@ -99,9 +111,12 @@ export class Connection {
   service<D extends Record<string, MethodDefinition<any, any>>>(definition: D): ServiceMethods<D> {
     const methods: Record<string, unknown> = {};
     for (const [name, method] of Object.entries(definition)) {
-      methods[name] = method.responseStream
-        ? (request: unknown, options?: CallOpts) => this.serverStream(method, request, options)
-        : (request: unknown, options?: CallOpts) => this.unary(method, request, options);
+      methods[name] = (input: any, options?: CallOpts) => {
+        if (method.requestStream) {
+          return method.responseStream ? this.bidiStream(method, input, options) : this.clientStream(method, input, options);
+        }
+        return method.responseStream ? this.serverStream(method, input, options) : this.unary(method, input, options);
+      };
     }
     return methods as ServiceMethods<D>;
   }
@@ -147,6 +162,42 @@ export class Connection {
     });
   }
 
+  private async *bidiStream<Req, Res>(
+    method: MethodDefinition<Req, Res>,
+    requests: Requests<Req>,
+    options?: CallOpts,
+  ): AsyncIterable<Res> {
+    const call = this.client.makeBidiStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      this.metadata(options),
+      this.callOptions(options, true),
+    );
+    void send(call, requests);
+    try {
+      for await (const response of call) {
+        yield response as Res;
+      }
+    } catch (error) {
+      throw GatewayError.from(error);
+    }
+  }
+
+  private clientStream<Req, Res>(method: MethodDefinition<Req, Res>, requests: Requests<Req>, options?: CallOpts): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.makeClientStreamRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        this.metadata(options),
+        this.callOptions(options),
+        (error, response) => (error ? reject(GatewayError.from(error)) : resolve(response as Res)),
+      );
+      void send(call, requests);
+    });
+  }
+
   private async *serverStream<Req, Res>(
     method: MethodDefinition<Req, Res>,
     request: Req,
@@ -167,5 +218,22 @@ export class Connection {
     } catch (error) {
       throw GatewayError.from(error);
     }
+  }
+}
+
+/** Writes every request with back-pressure, then half-closes; a failing source cancels the call. */
+async function send<Req>(
+  call: { write(message: Req): boolean; end(): void; cancel(): void; once(event: string, listener: () => void): unknown },
+  requests: Requests<Req>,
+): Promise<void> {
+  try {
+    for await (const request of requests) {
+      if (!call.write(request)) {
+        await once(call as unknown as NodeJS.EventEmitter, "drain");
+      }
+    }
+    call.end();
+  } catch {
+    call.cancel();
   }
 }
