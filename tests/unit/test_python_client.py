@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -232,5 +233,57 @@ async def test_tls_and_mtls(tmp_path: Path) -> None:
             with pytest.raises(GatewayError) as caught:
                 await client.personalize_runtime.get_recommendations(user_id="u-1")
         assert caught.value.code is grpc.StatusCode.UNAVAILABLE
+    finally:
+        await server.stop(0)
+
+
+async def test_wait_operation_polls_until_done() -> None:
+    from google.longrunning import operations_pb2
+    from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as runtime
+    from mlgw_client import AsyncClient, GatewayError, Polling
+
+    polls: Counter[str] = Counter()
+    result = any_pb2.Any()
+    result.Pack(runtime.GetRecommendationsResponse(recommendation_id="done"))
+    failure = status_pb2.Status.FromString(
+        _packed(error_details_pb2.ErrorInfo(reason="UPSTREAM_VALIDATION"))
+    )
+
+    async def get(request: bytes, context: grpc.aio.ServicerContext) -> bytes:  # type: ignore[type-arg]
+        name = operations_pb2.GetOperationRequest.FromString(request).name
+        polls[name] += 1
+        if polls[name] < 3 or name == "never":
+            return operations_pb2.Operation(name=name).SerializeToString()
+        if name == "ok":
+            return operations_pb2.Operation(
+                name=name, done=True, response=result
+            ).SerializeToString()
+        return operations_pb2.Operation(name=name, done=True, error=failure).SerializeToString()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "google.longrunning.Operations",
+                {"GetOperation": grpc.unary_unary_rpc_method_handler(get)},
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    fast = Polling(initial=0.01, maximum=0.02, timeout=10)
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}") as client:
+            done = await client.wait_operation("ok", fast)
+            answer = runtime.GetRecommendationsResponse()
+            assert done.response.Unpack(answer)
+            assert answer.recommendation_id == "done"
+            assert polls["ok"] == 3
+            with pytest.raises(GatewayError) as caught:
+                await client.wait_operation(operations_pb2.Operation(name="failed"), fast)
+            assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert caught.value.reason == contract.ERROR_REASON_UPSTREAM_VALIDATION
+            with pytest.raises(TimeoutError):
+                await client.wait_operation("never", Polling(initial=0.01, timeout=0.05))
     finally:
         await server.stop(0)

@@ -18,11 +18,13 @@ through `client.stub(StubClass)`.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import ipaddress
 import pkgutil
 import re
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -32,13 +34,14 @@ from typing import Any, Self, TypeVar
 import grpc
 import grpc.aio
 import mlgw
+from google.longrunning import operations_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from mlgw.contract.v1 import contract_pb2
 
 from mlgw_client.contract import request_key, wire
-from mlgw_client.errors import from_rpc_error
+from mlgw_client.errors import from_rpc_error, from_status
 
 Metadata = Sequence[tuple[str, str | bytes]]
 StubT = TypeVar("StubT")
@@ -111,8 +114,11 @@ def _credentials(tls: Tls) -> grpc.ChannelCredentials:
 
 @cache
 def services() -> dict[str, ServiceDescriptor]:
-    """Every service of the generated package, by attribute name (its proto package's)."""
-    found: dict[str, ServiceDescriptor] = {}
+    """Every service of the generated package, by attribute name (its proto package's), and
+    google.longrunning's `operations`, which the gateway serves for jobs."""
+    found: dict[str, ServiceDescriptor] = {
+        "operations": operations_pb2.DESCRIPTOR.services_by_name["Operations"]
+    }
     for module in pkgutil.walk_packages(mlgw.__path__, "mlgw."):
         if module.name.endswith("_pb2"):
             descriptor = importlib.import_module(module.name).DESCRIPTOR
@@ -236,6 +242,33 @@ def _deserializer(method: MethodDescriptor) -> Callable[[bytes], Message]:
     return GetMessageClass(method.output_type).FromString
 
 
+@dataclass(frozen=True)
+class Polling:
+    """How `wait_operation` polls: python-api-core's defaults (1 s, x1.5, at most 20 s, give
+    up after 900 s)."""
+
+    initial: float = 1.0
+    multiplier: float = 1.5
+    maximum: float = 20.0
+    timeout: float = 900.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        while True:
+            yield delay
+            delay = min(delay * self.multiplier, self.maximum)
+
+
+def _finished(operation: operations_pb2.Operation) -> operations_pb2.Operation:
+    if operation.HasField("error"):
+        raise from_status(operation.error)
+    return operation
+
+
+def _name(operation: str | operations_pb2.Operation) -> str:
+    return operation if isinstance(operation, str) else operation.name
+
+
 class Client(_Base):
     """A blocking connection. RPCs return the response message (a streaming RPC an
     iterator of them) and raise `GatewayError`."""
@@ -274,6 +307,25 @@ class Client(_Base):
             return _raising(answer) if method.server_streaming else answer
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+
+    def wait_operation(
+        self, operation: str | operations_pb2.Operation, polling: Polling = Polling()
+    ) -> operations_pb2.Operation:
+        """Poll a job's `google.longrunning.Operation` until it is done: its result (unpack
+        `response` into the RPC's response type), or `GatewayError` for its `error`;
+        TimeoutError after `polling.timeout` seconds."""
+        if isinstance(operation, operations_pb2.Operation) and operation.done:
+            return _finished(operation)
+        deadline = time.monotonic() + polling.timeout
+        for delay in polling.delays():
+            answer: operations_pb2.Operation = self.operations.get_operation(name=_name(operation))
+            if answer.done:
+                return _finished(answer)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(delay, left))
+        raise TimeoutError(f"operation {_name(operation)} not done after {polling.timeout} s")
 
     def close(self) -> None:
         self.channel.close()
@@ -327,6 +379,26 @@ class AsyncClient(_Base):
         if method.server_streaming:
             return _araising(callable_(request, **kwargs))
         return _await(callable_(request, **kwargs))
+
+    async def wait_operation(
+        self, operation: str | operations_pb2.Operation, polling: Polling = Polling()
+    ) -> operations_pb2.Operation:
+        """`Client.wait_operation`, without blocking the event loop."""
+        if isinstance(operation, operations_pb2.Operation) and operation.done:
+            return _finished(operation)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + polling.timeout
+        for delay in polling.delays():
+            answer: operations_pb2.Operation = await self.operations.get_operation(
+                name=_name(operation)
+            )
+            if answer.done:
+                return _finished(answer)
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(delay, left))
+        raise TimeoutError(f"operation {_name(operation)} not done after {polling.timeout} s")
 
     async def close(self) -> None:
         await self.channel.close()

@@ -65,6 +65,14 @@ def from_rpc_error(error: grpc.RpcError) -> GatewayError:
     return out
 
 
+def from_status(status: status_pb2.Status) -> GatewayError:
+    """The GatewayError of a google.rpc.Status, e.g. a failed operation's `error`."""
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    out = GatewayError(code=code, message=status.message)
+    _read_status(status, out)
+    return out
+
+
 def _read_status(status: status_pb2.Status, out: GatewayError) -> None:
     info = error_details_pb2.ErrorInfo()
     retry = error_details_pb2.RetryInfo()
