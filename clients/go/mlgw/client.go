@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -60,6 +61,8 @@ type Client struct {
 	Personalize        personalizev1.PersonalizeServiceClient
 	MachineLearning    machinelearningv1.MachineLearningServiceClient
 	Bedrock            bedrockv1.BedrockServiceClient
+	// Operations is google.longrunning.Operations: the gateway's jobs (see WaitOperation).
+	Operations longrunningpb.OperationsClient
 }
 
 // Dial connects to the gateway at addresses ("host:port"; several are load balanced round
@@ -110,6 +113,7 @@ func Dial(addresses []string, opts ...Option) (*Client, error) {
 		Personalize:        personalizev1.NewPersonalizeServiceClient(conn),
 		MachineLearning:    machinelearningv1.NewMachineLearningServiceClient(conn),
 		Bedrock:            bedrockv1.NewBedrockServiceClient(conn),
+		Operations:         longrunningpb.NewOperationsClient(conn),
 	}, nil
 }
 
