@@ -46,8 +46,13 @@ COMMITTED = ("python", "go", "typescript")
 #: Where `make setup` installs the pinned plugins (protoc-gen-go, protoc-gen-grpc-java, ...).
 TOOLS = (ROOT / ".tools" / "bin", ROOT / "node_modules" / ".bin")
 BUF = ROOT / "node_modules" / ".bin" / "buf"
-#: The googleapis messages TypeScript decodes error details with (see buf.gen.googleapis.yaml).
-TS_GOOGLEAPIS = ("vendor/google/rpc/status.proto", "vendor/google/rpc/error_details.proto")
+#: The googleapis protos TypeScript needs beyond ours: error details, and
+#: google.longrunning.Operations for jobs (see buf.gen.googleapis.yaml).
+TS_GOOGLEAPIS = (
+    "vendor/google/rpc/status.proto",
+    "vendor/google/rpc/error_details.proto",
+    "vendor/google/longrunning/operations.proto",
+)
 
 
 def _plugin(name: str) -> Path:

@@ -14,6 +14,7 @@ import {
 } from "@grpc/grpc-js";
 
 import { serviceConfigJson } from "./gen/client_info";
+import { type Operation, OperationsService } from "./gen/google/longrunning/operations";
 import { Priority, RequestMetadata } from "./gen/mlgw/contract/v1/contract";
 import { priorityValue, requestKey } from "./contract";
 import { GatewayError } from "./errors";
@@ -53,6 +54,14 @@ interface MethodDefinition<Req, Res> {
   responseStream: boolean;
   requestSerialize: (value: Req) => Buffer;
   responseDeserialize: (value: Buffer) => Res;
+}
+
+/** How `waitOperation` polls: python-api-core's defaults (1 s, x1.5, at most 20 s, 900 s). */
+export interface Polling {
+  initialMs?: number;
+  multiplier?: number;
+  maximumMs?: number;
+  timeoutMs?: number;
 }
 
 /** Requests of a client- or bidi-streaming call. */
@@ -123,6 +132,35 @@ export class Connection {
 
   close(): void {
     this.client.close();
+  }
+
+  /** google.longrunning.Operations, which the gateway serves for jobs. */
+  get operations(): ServiceMethods<typeof OperationsService> {
+    return this.service(OperationsService);
+  }
+
+  /**
+   * Poll a job's operation until it is done: the operation (unpack `response` into the RPC's
+   * response type), or a GatewayError for its `error`; an Error after `timeoutMs`.
+   */
+  async waitOperation(name: string, polling: Polling = {}): Promise<Operation> {
+    const { initialMs = 1000, multiplier = 1.5, maximumMs = 20_000, timeoutMs = 900_000 } = polling;
+    const operations = this.operations;
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = initialMs; ; delay = Math.min(delay * multiplier, maximumMs)) {
+      const operation = await operations.getOperation({ name });
+      if (operation.done) {
+        if (operation.error) {
+          throw GatewayError.fromStatus(operation.error);
+        }
+        return operation;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`operation ${name} not done after ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+    }
   }
 
   /** A call's metadata: the API key and the contract's per-call keys. */

@@ -59,6 +59,13 @@ export class GatewayError extends Error {
     return out;
   }
 
+  /** The GatewayError of a google.rpc.Status, e.g. a failed operation's `error`. */
+  static fromStatus(status: RpcStatus): GatewayError {
+    const out = new GatewayError((status.code ?? Status.UNKNOWN) as Status, status.message ?? "");
+    out.read(status);
+    return out;
+  }
+
   private read(status: RpcStatus): void {
     for (const any of status.details ?? []) {
       const value = any.value ?? new Uint8Array();

@@ -1,5 +1,14 @@
 // The TypeScript client of the ML inference gateway (see clients/typescript/README.md).
-export { Connection, target, type CallOpts, type ConnectOptions, type ServiceMethods, type TlsOptions } from "./client";
+export {
+  Connection,
+  target,
+  type CallOpts,
+  type ConnectOptions,
+  type Polling,
+  type Requests,
+  type ServiceMethods,
+  type TlsOptions,
+} from "./client";
 export { parseReason, priorityValue, reasonString, requestKey, responseKey } from "./contract";
 export { GatewayError, type FieldViolation, type QuotaViolation } from "./errors";
 export { version } from "./gen/client_info";
@@ -8,3 +17,4 @@ export * as personalizeRuntime from "./gen/mlgw/personalize_runtime/v1/personali
 export * as personalize from "./gen/mlgw/personalize/v1/personalize";
 export * as machinelearning from "./gen/mlgw/machinelearning/v1/machinelearning";
 export * as bedrock from "./gen/mlgw/bedrock/v1/bedrock";
+export * as longrunning from "./gen/google/longrunning/operations";
