@@ -67,6 +67,16 @@ public final class GatewayException extends RuntimeException {
     return out;
   }
 
+  /** The GatewayException of a google.rpc.Status, e.g. a failed operation's error. */
+  public static GatewayException from(com.google.rpc.Status status) {
+    Status grpcStatus = Status.fromCodeValue(status.getCode()).withDescription(status.getMessage());
+    GatewayException out = new GatewayException(grpcStatus, null);
+    for (Any any : status.getDetailsList()) {
+      out.read(any);
+    }
+    return out;
+  }
+
   private void read(Any any) {
     try {
       if (any.is(ErrorInfo.class)) {

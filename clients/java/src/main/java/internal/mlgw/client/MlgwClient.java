@@ -1,5 +1,8 @@
 package internal.mlgw.client;
 
+import com.google.longrunning.GetOperationRequest;
+import com.google.longrunning.Operation;
+import com.google.longrunning.OperationsGrpc;
 import internal.mlgw.bedrock.v1.BedrockServiceGrpc;
 import internal.mlgw.contract.v1.Priority;
 import internal.mlgw.contract.v1.RequestMetadata;
@@ -31,6 +34,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import java.util.function.Supplier;
 
@@ -83,6 +87,46 @@ public final class MlgwClient implements AutoCloseable {
 
   public BedrockServiceGrpc.BedrockServiceBlockingStub bedrock() {
     return BedrockServiceGrpc.newBlockingStub(intercepted);
+  }
+
+  /** google.longrunning.Operations, which the gateway serves for jobs. */
+  public OperationsGrpc.OperationsBlockingStub operations() {
+    return OperationsGrpc.newBlockingStub(intercepted);
+  }
+
+  /**
+   * Poll a job's operation until it is done (python-api-core's policy: 1 s, x1.5, at most 20 s):
+   * the operation (unpack its response into the RPC's response type), or a {@link
+   * GatewayException} for its error; a TimeoutException after {@code timeout}.
+   */
+  public Operation waitOperation(String name, Duration timeout)
+      throws InterruptedException, TimeoutException {
+    return waitOperation(name, timeout, Duration.ofSeconds(1), Duration.ofSeconds(20));
+  }
+
+  /** {@link #waitOperation(String, Duration)} with its own first and longest delay. */
+  public Operation waitOperation(String name, Duration timeout, Duration first, Duration longest)
+      throws InterruptedException, TimeoutException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    for (Duration delay = first; ; delay = min(delay.multipliedBy(3).dividedBy(2), longest)) {
+      Operation operation =
+          call(() -> operations().getOperation(GetOperationRequest.newBuilder().setName(name).build()));
+      if (operation.getDone()) {
+        if (operation.hasError()) {
+          throw GatewayException.from(operation.getError());
+        }
+        return operation;
+      }
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        throw new TimeoutException("operation " + name + " not done after " + timeout);
+      }
+      TimeUnit.NANOSECONDS.sleep(Math.min(delay.toNanos(), left));
+    }
+  }
+
+  private static Duration min(Duration a, Duration b) {
+    return a.compareTo(b) <= 0 ? a : b;
   }
 
   /** Run a blocking call; a failure is thrown as {@link GatewayException}. */
