@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -13,8 +14,12 @@ from google.protobuf.internal import api_implementation
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "clients" / "generate.py"
 PROTOS = ROOT / "protos"
-sys.path.insert(0, str(GENERATOR.parent))
-import generate  # noqa: E402  (clients/generate.py: the trees it owns, by language)
+# clients/generate.py, for the trees it owns by language (loaded by path: clients/ is no package).
+_spec = importlib.util.spec_from_file_location("generate", GENERATOR)
+assert _spec is not None
+assert _spec.loader is not None
+generate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
