@@ -142,6 +142,13 @@ RETRY_POLICY = {
 }
 
 
+#: google.longrunning.Operations (served for jobs): its reads are as safe to repeat.
+OPERATION_READS = tuple(
+    ("google.longrunning.Operations", name)
+    for name in ("GetOperation", "ListOperations", "WaitOperation")
+)
+
+
 def service_config(python_src: Path) -> str:
     """The gRPC service config every client uses: round robin over the gateway addresses, and
     retries only for the RPCs the gateway's operation table marks idempotent (its one home)."""
@@ -149,7 +156,9 @@ def service_config(python_src: Path) -> str:
     sys.path[:0] = [str(python_src), str(ROOT)]
     from gateway.operations import OPERATIONS
 
-    idempotent = sorted((op.service, op.name) for op in OPERATIONS if op.idempotent)
+    idempotent = sorted(
+        [(op.service, op.name) for op in OPERATIONS if op.idempotent] + list(OPERATION_READS)
+    )
     config = {
         "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import model_validator
 
 from gateway.cache_config import CacheConfig, CoalesceConfig, MergeConfig, RedisConfig
+from gateway.jobs_config import JobsConfig
 from gateway.limits_config import BreakerConfig, LimitsConfig, RetryConfig
 from gateway.schema import (
     Count,
@@ -127,6 +128,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    # -- batch jobs as long-running operations (gateway/jobs_config.py) --
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
     @classmethod
     def load(cls, path: str | Path | None) -> Config:

@@ -370,3 +370,30 @@ PRECHECK_REJECTIONS = Counter(
 
 def unknown_enum_value(operation: str, field: str) -> None:
     UNKNOWN_ENUM_VALUES.labels(operation, field).inc()
+
+
+# -- batch jobs as long-running operations (gateway/jobs/) ------------------------------------
+
+JOBS_SUBMITTED = Counter(
+    "mlgw_jobs_submitted", "Job operations accepted (not replays), by backend.", ["backend"],
+    registry=REGISTRY,
+)  # fmt: skip
+JOBS_CREATED = Counter(
+    "mlgw_jobs_created", "Jobs created (or adopted) upstream by this process, by backend.",
+    ["backend"], registry=REGISTRY,
+)  # fmt: skip
+JOBS_ENDED = Counter(
+    "mlgw_jobs_ended", "Job operations finished, by backend and normalized state.",
+    ["backend", "state"], registry=REGISTRY,
+)  # fmt: skip
+JOBS_QUEUED = Gauge(
+    "mlgw_jobs_queued", "Jobs waiting for a slot of the backend's quota, by backend.",
+    ["backend"], registry=REGISTRY,
+)  # fmt: skip
+JOB_POLLERS = Gauge(
+    "mlgw_job_pollers", "Jobs this process follows now (one poller each).", registry=REGISTRY,
+)  # fmt: skip
+JOB_POLLS = Counter(
+    "mlgw_job_polls", "Describe/Get calls of the job pollers, by backend.", ["backend"],
+    registry=REGISTRY,
+)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -16,6 +17,8 @@ from redis.asyncio import Redis
 
 from gateway import metrics
 from gateway.config import Config, ServerConfig
+from gateway.jobs import SERVICE_NAMES as JOB_SERVICES
+from gateway.jobs import JobService, open_job_service
 from gateway.operations import OPERATIONS, Operation
 from gateway.pipeline import Handler, Stage, compose
 from gateway.pipeline.budget import Budget
@@ -84,6 +87,8 @@ class Gateway:
         # -- rate limits and overload: the shared buckets' Redis (own pool), the stages --
         self._shared_limits: SharedBuckets | None = None
         self.overload: Overload | None = None
+        # -- batch jobs as long-running operations (gateway/jobs/) --
+        self.jobs: JobService | None = None
 
     def stages(self) -> list[Stage]:
         """The pipeline, first stage first."""
@@ -123,6 +128,7 @@ class Gateway:
         if self.overload is not None:  # create checks list jobs through their own attempt path
             self.overload.bind(upstream.handler)
 
+        @functools.cache  # one composed pipeline per operation, shared by the edge and jobs
         def pipeline(op: Operation) -> Handler:
             return compose(op, stages, upstream.handler(op))
 
@@ -133,13 +139,14 @@ class Gateway:
         handlers = method_handlers(self.operations, pipeline, deadlines, capacity)
         for service, methods in handlers.items():
             server.add_registered_method_handlers(service, methods)
+        self.jobs = await open_job_service(cfg.jobs, cfg.redis, pipeline, server, self._stack)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = [*handlers, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        names = [*handlers, *JOB_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, server)
         self.port = server.add_insecure_port(f"{cfg.server.host}:{cfg.server.port}")
         await server.start()
         self._server = server
-        for name in ("", *handlers):
+        for name in ("", *handlers, *JOB_SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._start_metrics()
         # Measured from here on: start-up work would read as loop lag and widen the margin.

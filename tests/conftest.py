@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -10,6 +11,20 @@ import pytest
 
 from gateway.emulator import Emulator
 from gateway.emulator.testing import client_for
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _job_state_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Gateways started without a `[jobs] state_dir` (in-process or as processes, which
+    inherit the environment) keep their job store in a temporary directory, not in ~."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
+
 
 # Fast job lifecycle for tests that poll real time; lifecycle tests inject a ManualClock.
 TEST_JOB_STEP_SECONDS = 0.05

@@ -6,7 +6,9 @@ the fail marker -> ``Failed`` after validation, the expire marker -> ``Expired``
 starting, the partial marker -> ``PartiallyCompleted``. StopModelInvocationJob moves a
 running job to ``Stopping`` for one step, then ``Stopped``; stopping a finished job is
 ConflictException. ``clientRequestToken`` makes creates idempotent (same token -> same
-job ARN) and job names are unique (a reused name is ConflictException).
+job ARN) and job names are unique (a reused name is ConflictException). With
+``bedrock_max_active`` set, a create beyond that many unfinished jobs is
+ServiceQuotaExceededException.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class BedrockJobs:
         if name in self._by_name:
             raise AwsError("ConflictException", f"A job named {name} already exists.")
         cfg = self._cfg
+        self._check_quota()
         step = cfg.step_seconds
         uri = p["inputDataConfig"].get("s3InputDataConfig", {}).get("s3Uri", "")
         run_from = 3 * step
@@ -95,6 +98,18 @@ class BedrockJobs:
         if token is not None:
             self._by_token[token] = arn
         return {"jobArn": arn}
+
+    def _check_quota(self) -> None:
+        limit = self._cfg.bedrock_max_active
+        now = self._clock()
+        if (
+            limit
+            and sum(self._state(j, now)[0] not in _TERMINAL for j in self._jobs.values()) >= limit
+        ):
+            raise AwsError(
+                "ServiceQuotaExceededException",
+                f"You have reached the quota of {limit} batch inference jobs in progress.",
+            )
 
     def _job(self, identifier: str) -> _Job:
         arn = identifier if identifier.startswith("arn:") else self._prefix + identifier

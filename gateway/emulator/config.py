@@ -167,6 +167,9 @@ class JobsConfig:
     step_seconds: Seconds = 5.0
     in_progress_steps: Count = 4
     personalize_max_active: Count = 5
+    #: Bedrock jobs not yet finished allowed at once (0: no limit); one more is
+    #: ServiceQuotaExceededException, as AWS answers past its batch-job quota.
+    bedrock_max_active: NonNegativeCount = 0
     fail_marker: Text = "fail"
     partial_marker: Text = "partial"
     expire_marker: Text = "expire"

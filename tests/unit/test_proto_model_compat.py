@@ -40,7 +40,7 @@ MSG_FIELD, MSG_NESTED, MSG_ENUM, ENUM_VALUE, SERVICE_METHOD = 2, 3, 4, 2, 2
 
 
 def build_descriptor_set(protos: Path, out: Path) -> descriptor_pb2.FileDescriptorSet:
-    # The gateway's own protos; the vendored googleapis ones are only an include path.
+    # The vendored googleapis protos are an include path only, as in clients/generate.py.
     files = sorted(str(p.relative_to(protos)) for p in (protos / "mlgw").rglob("*.proto"))
     command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{protos}", f"-I{protos / 'vendor'}"]
     command += ["--include_source_info", "--include_imports", f"--descriptor_set_out={out}"]

@@ -24,6 +24,7 @@ import (
 	"mlgw.internal/go/gen/clientinfo"
 	bedrockv1 "mlgw.internal/go/gen/mlgw/bedrock/v1"
 	contractv1 "mlgw.internal/go/gen/mlgw/contract/v1"
+	jobsv1 "mlgw.internal/go/gen/mlgw/jobs/v1"
 	machinelearningv1 "mlgw.internal/go/gen/mlgw/machinelearning/v1"
 	personalizev1 "mlgw.internal/go/gen/mlgw/personalize/v1"
 	personalize_runtimev1 "mlgw.internal/go/gen/mlgw/personalize_runtime/v1"
@@ -61,6 +62,8 @@ type Client struct {
 	Personalize        personalizev1.PersonalizeServiceClient
 	MachineLearning    machinelearningv1.MachineLearningServiceClient
 	Bedrock            bedrockv1.BedrockServiceClient
+	// Jobs submits the batch-job creates as google.longrunning operations (see WaitOperation).
+	Jobs jobsv1.JobsServiceClient
 	// Operations is google.longrunning.Operations: the gateway's jobs (see WaitOperation).
 	Operations longrunningpb.OperationsClient
 }
@@ -113,6 +116,7 @@ func Dial(addresses []string, opts ...Option) (*Client, error) {
 		Personalize:        personalizev1.NewPersonalizeServiceClient(conn),
 		MachineLearning:    machinelearningv1.NewMachineLearningServiceClient(conn),
 		Bedrock:            bedrockv1.NewBedrockServiceClient(conn),
+		Jobs:               jobsv1.NewJobsServiceClient(conn),
 		Operations:         longrunningpb.NewOperationsClient(conn),
 	}, nil
 }

@@ -17,6 +17,18 @@ const ServiceConfig = `{
     {
       "name": [
         {
+          "method": "GetOperation",
+          "service": "google.longrunning.Operations"
+        },
+        {
+          "method": "ListOperations",
+          "service": "google.longrunning.Operations"
+        },
+        {
+          "method": "WaitOperation",
+          "service": "google.longrunning.Operations"
+        },
+        {
           "method": "GetModelInvocationJob",
           "service": "mlgw.bedrock.v1.BedrockService"
         },

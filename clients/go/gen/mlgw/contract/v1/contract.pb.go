@@ -114,6 +114,29 @@ const (
 	ErrorReason_ERROR_REASON_UPSTREAM_CONNECTION_FAILED ErrorReason = 28
 	// INTERNAL: the AWS SDK failed before or after the call (a gateway-side problem).
 	ErrorReason_ERROR_REASON_UPSTREAM_CLIENT_ERROR ErrorReason = 29
+	// NOT_FOUND: no such operation: never submitted here, deleted, or past its retention
+	// (metadata "name").
+	ErrorReason_ERROR_REASON_OPERATION_NOT_FOUND ErrorReason = 30
+	// ALREADY_EXISTS: the AIP-155 request_id was used for a different request; use a new one
+	// (metadata "requestId", "operation").
+	ErrorReason_ERROR_REASON_REQUEST_ID_REUSED ErrorReason = 31
+	// ALREADY_EXISTS: an unfinished operation has the same upstream key (job name, batch
+	// prediction id) with other parameters (metadata "member", "operation").
+	ErrorReason_ERROR_REASON_JOB_KEY_IN_USE ErrorReason = 32
+	// FAILED_PRECONDITION: the job cannot be cancelled (its backend cannot stop it, or it ended).
+	ErrorReason_ERROR_REASON_JOB_NOT_CANCELLABLE ErrorReason = 33
+	// FAILED_PRECONDITION: DeleteOperation on an unfinished operation (it forgets finished
+	// operations only; CancelOperation cancels).
+	ErrorReason_ERROR_REASON_OPERATION_NOT_DONE ErrorReason = 34
+	// UNAVAILABLE: the job store does not answer; RetryInfo says when to retry.
+	ErrorReason_ERROR_REASON_JOB_STORE_UNAVAILABLE ErrorReason = 35
+	// In a done operation's `error`, ABORTED: the backend job failed (its message passes
+	// through; metadata "backend", "state", "backendStatus", "jobId").
+	ErrorReason_ERROR_REASON_JOB_FAILED ErrorReason = 36
+	// In a done operation's `error`, CANCELLED: the job was cancelled.
+	ErrorReason_ERROR_REASON_JOB_CANCELLED ErrorReason = 37
+	// In a done operation's `error`, DEADLINE_EXCEEDED: the backend let the job expire.
+	ErrorReason_ERROR_REASON_JOB_EXPIRED ErrorReason = 38
 )
 
 // Enum value maps for ErrorReason.
@@ -149,6 +172,15 @@ var (
 		27: "ERROR_REASON_UPSTREAM_NO_CREDENTIALS",
 		28: "ERROR_REASON_UPSTREAM_CONNECTION_FAILED",
 		29: "ERROR_REASON_UPSTREAM_CLIENT_ERROR",
+		30: "ERROR_REASON_OPERATION_NOT_FOUND",
+		31: "ERROR_REASON_REQUEST_ID_REUSED",
+		32: "ERROR_REASON_JOB_KEY_IN_USE",
+		33: "ERROR_REASON_JOB_NOT_CANCELLABLE",
+		34: "ERROR_REASON_OPERATION_NOT_DONE",
+		35: "ERROR_REASON_JOB_STORE_UNAVAILABLE",
+		36: "ERROR_REASON_JOB_FAILED",
+		37: "ERROR_REASON_JOB_CANCELLED",
+		38: "ERROR_REASON_JOB_EXPIRED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                   0,
@@ -181,6 +213,15 @@ var (
 		"ERROR_REASON_UPSTREAM_NO_CREDENTIALS":       27,
 		"ERROR_REASON_UPSTREAM_CONNECTION_FAILED":    28,
 		"ERROR_REASON_UPSTREAM_CLIENT_ERROR":         29,
+		"ERROR_REASON_OPERATION_NOT_FOUND":           30,
+		"ERROR_REASON_REQUEST_ID_REUSED":             31,
+		"ERROR_REASON_JOB_KEY_IN_USE":                32,
+		"ERROR_REASON_JOB_NOT_CANCELLABLE":           33,
+		"ERROR_REASON_OPERATION_NOT_DONE":            34,
+		"ERROR_REASON_JOB_STORE_UNAVAILABLE":         35,
+		"ERROR_REASON_JOB_FAILED":                    36,
+		"ERROR_REASON_JOB_CANCELLED":                 37,
+		"ERROR_REASON_JOB_EXPIRED":                   38,
 	}
 )
 
@@ -573,7 +614,7 @@ var File_mlgw_contract_v1_contract_proto protoreflect.FileDescriptor
 
 const file_mlgw_contract_v1_contract_proto_rawDesc = "" +
 	"\n" +
-	"\x1fmlgw/contract/v1/contract.proto\x12\x10mlgw.contract.v1*\xd8\b\n" +
+	"\x1fmlgw/contract/v1/contract.proto\x12\x10mlgw.contract.v1*\x91\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\"\n" +
@@ -605,7 +646,16 @@ const file_mlgw_contract_v1_contract_proto_rawDesc = "" +
 	"#ERROR_REASON_UPSTREAM_UNKNOWN_ERROR\x10\x1a\x12(\n" +
 	"$ERROR_REASON_UPSTREAM_NO_CREDENTIALS\x10\x1b\x12+\n" +
 	"'ERROR_REASON_UPSTREAM_CONNECTION_FAILED\x10\x1c\x12&\n" +
-	"\"ERROR_REASON_UPSTREAM_CLIENT_ERROR\x10\x1d*\xc2\x01\n" +
+	"\"ERROR_REASON_UPSTREAM_CLIENT_ERROR\x10\x1d\x12$\n" +
+	" ERROR_REASON_OPERATION_NOT_FOUND\x10\x1e\x12\"\n" +
+	"\x1eERROR_REASON_REQUEST_ID_REUSED\x10\x1f\x12\x1f\n" +
+	"\x1bERROR_REASON_JOB_KEY_IN_USE\x10 \x12$\n" +
+	" ERROR_REASON_JOB_NOT_CANCELLABLE\x10!\x12#\n" +
+	"\x1fERROR_REASON_OPERATION_NOT_DONE\x10\"\x12&\n" +
+	"\"ERROR_REASON_JOB_STORE_UNAVAILABLE\x10#\x12\x1b\n" +
+	"\x17ERROR_REASON_JOB_FAILED\x10$\x12\x1e\n" +
+	"\x1aERROR_REASON_JOB_CANCELLED\x10%\x12\x1c\n" +
+	"\x18ERROR_REASON_JOB_EXPIRED\x10&*\xc2\x01\n" +
 	"\x0fRequestMetadata\x12 \n" +
 	"\x1cREQUEST_METADATA_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eREQUEST_METADATA_CACHE_CONTROL\x10\x01\x12!\n" +

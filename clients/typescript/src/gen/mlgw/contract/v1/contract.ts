@@ -115,6 +115,39 @@ export enum ErrorReason {
   ERROR_REASON_UPSTREAM_CONNECTION_FAILED = 28,
   /** ERROR_REASON_UPSTREAM_CLIENT_ERROR - INTERNAL: the AWS SDK failed before or after the call (a gateway-side problem). */
   ERROR_REASON_UPSTREAM_CLIENT_ERROR = 29,
+  /**
+   * ERROR_REASON_OPERATION_NOT_FOUND - NOT_FOUND: no such operation: never submitted here, deleted, or past its retention
+   * (metadata "name").
+   */
+  ERROR_REASON_OPERATION_NOT_FOUND = 30,
+  /**
+   * ERROR_REASON_REQUEST_ID_REUSED - ALREADY_EXISTS: the AIP-155 request_id was used for a different request; use a new one
+   * (metadata "requestId", "operation").
+   */
+  ERROR_REASON_REQUEST_ID_REUSED = 31,
+  /**
+   * ERROR_REASON_JOB_KEY_IN_USE - ALREADY_EXISTS: an unfinished operation has the same upstream key (job name, batch
+   * prediction id) with other parameters (metadata "member", "operation").
+   */
+  ERROR_REASON_JOB_KEY_IN_USE = 32,
+  /** ERROR_REASON_JOB_NOT_CANCELLABLE - FAILED_PRECONDITION: the job cannot be cancelled (its backend cannot stop it, or it ended). */
+  ERROR_REASON_JOB_NOT_CANCELLABLE = 33,
+  /**
+   * ERROR_REASON_OPERATION_NOT_DONE - FAILED_PRECONDITION: DeleteOperation on an unfinished operation (it forgets finished
+   * operations only; CancelOperation cancels).
+   */
+  ERROR_REASON_OPERATION_NOT_DONE = 34,
+  /** ERROR_REASON_JOB_STORE_UNAVAILABLE - UNAVAILABLE: the job store does not answer; RetryInfo says when to retry. */
+  ERROR_REASON_JOB_STORE_UNAVAILABLE = 35,
+  /**
+   * ERROR_REASON_JOB_FAILED - In a done operation's `error`, ABORTED: the backend job failed (its message passes
+   * through; metadata "backend", "state", "backendStatus", "jobId").
+   */
+  ERROR_REASON_JOB_FAILED = 36,
+  /** ERROR_REASON_JOB_CANCELLED - In a done operation's `error`, CANCELLED: the job was cancelled. */
+  ERROR_REASON_JOB_CANCELLED = 37,
+  /** ERROR_REASON_JOB_EXPIRED - In a done operation's `error`, DEADLINE_EXCEEDED: the backend let the job expire. */
+  ERROR_REASON_JOB_EXPIRED = 38,
   UNRECOGNIZED = -1,
 }
 
@@ -210,6 +243,33 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 29:
     case "ERROR_REASON_UPSTREAM_CLIENT_ERROR":
       return ErrorReason.ERROR_REASON_UPSTREAM_CLIENT_ERROR;
+    case 30:
+    case "ERROR_REASON_OPERATION_NOT_FOUND":
+      return ErrorReason.ERROR_REASON_OPERATION_NOT_FOUND;
+    case 31:
+    case "ERROR_REASON_REQUEST_ID_REUSED":
+      return ErrorReason.ERROR_REASON_REQUEST_ID_REUSED;
+    case 32:
+    case "ERROR_REASON_JOB_KEY_IN_USE":
+      return ErrorReason.ERROR_REASON_JOB_KEY_IN_USE;
+    case 33:
+    case "ERROR_REASON_JOB_NOT_CANCELLABLE":
+      return ErrorReason.ERROR_REASON_JOB_NOT_CANCELLABLE;
+    case 34:
+    case "ERROR_REASON_OPERATION_NOT_DONE":
+      return ErrorReason.ERROR_REASON_OPERATION_NOT_DONE;
+    case 35:
+    case "ERROR_REASON_JOB_STORE_UNAVAILABLE":
+      return ErrorReason.ERROR_REASON_JOB_STORE_UNAVAILABLE;
+    case 36:
+    case "ERROR_REASON_JOB_FAILED":
+      return ErrorReason.ERROR_REASON_JOB_FAILED;
+    case 37:
+    case "ERROR_REASON_JOB_CANCELLED":
+      return ErrorReason.ERROR_REASON_JOB_CANCELLED;
+    case 38:
+    case "ERROR_REASON_JOB_EXPIRED":
+      return ErrorReason.ERROR_REASON_JOB_EXPIRED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -279,6 +339,24 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_UPSTREAM_CONNECTION_FAILED";
     case ErrorReason.ERROR_REASON_UPSTREAM_CLIENT_ERROR:
       return "ERROR_REASON_UPSTREAM_CLIENT_ERROR";
+    case ErrorReason.ERROR_REASON_OPERATION_NOT_FOUND:
+      return "ERROR_REASON_OPERATION_NOT_FOUND";
+    case ErrorReason.ERROR_REASON_REQUEST_ID_REUSED:
+      return "ERROR_REASON_REQUEST_ID_REUSED";
+    case ErrorReason.ERROR_REASON_JOB_KEY_IN_USE:
+      return "ERROR_REASON_JOB_KEY_IN_USE";
+    case ErrorReason.ERROR_REASON_JOB_NOT_CANCELLABLE:
+      return "ERROR_REASON_JOB_NOT_CANCELLABLE";
+    case ErrorReason.ERROR_REASON_OPERATION_NOT_DONE:
+      return "ERROR_REASON_OPERATION_NOT_DONE";
+    case ErrorReason.ERROR_REASON_JOB_STORE_UNAVAILABLE:
+      return "ERROR_REASON_JOB_STORE_UNAVAILABLE";
+    case ErrorReason.ERROR_REASON_JOB_FAILED:
+      return "ERROR_REASON_JOB_FAILED";
+    case ErrorReason.ERROR_REASON_JOB_CANCELLED:
+      return "ERROR_REASON_JOB_CANCELLED";
+    case ErrorReason.ERROR_REASON_JOB_EXPIRED:
+      return "ERROR_REASON_JOB_EXPIRED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -5,6 +5,7 @@ import com.google.longrunning.Operation;
 import com.google.longrunning.OperationsGrpc;
 import internal.mlgw.bedrock.v1.BedrockServiceGrpc;
 import internal.mlgw.contract.v1.Priority;
+import internal.mlgw.jobs.v1.JobsServiceGrpc;
 import internal.mlgw.contract.v1.RequestMetadata;
 import internal.mlgw.machinelearning.v1.MachineLearningServiceGrpc;
 import internal.mlgw.personalize.v1.PersonalizeServiceGrpc;
@@ -87,6 +88,11 @@ public final class MlgwClient implements AutoCloseable {
 
   public BedrockServiceGrpc.BedrockServiceBlockingStub bedrock() {
     return BedrockServiceGrpc.newBlockingStub(intercepted);
+  }
+
+  /** Job submission: each submit returns a google.longrunning.Operation (see waitOperation). */
+  public JobsServiceGrpc.JobsServiceBlockingStub jobs() {
+    return JobsServiceGrpc.newBlockingStub(intercepted);
   }
 
   /** google.longrunning.Operations, which the gateway serves for jobs. */
