@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import ClientFactory
 from tests.integration.conftest import GatewayFactory
+from tests.integration.jobs_support import FAST_JOBS
 from tests.support import ROOT
 
 CLIENTS = ROOT / "clients"
@@ -101,12 +102,17 @@ async def test_example_matches_a_direct_call(
     example: Callable[[str], list[str]],
     make_gateway: GatewayFactory,
     emulator_client: ClientFactory,
+    tmp_path: Path,
 ) -> None:
     command = example(language)
-    # Two gateways: the client balances over a fixed list of addresses.
-    addresses = ",".join([f"127.0.0.1:{(await make_gateway()).port}" for _ in range(2)])
+    # Two gateways sharing one job store: the client balances over a fixed list of addresses
+    # (a job's operation is visible on both).
+    jobs = {**FAST_JOBS, "state_dir": str(tmp_path / "jobs")}
+    gateways = [await make_gateway(jobs=jobs) for _ in range(2)]
+    addresses = ",".join(f"127.0.0.1:{gateway.port}" for gateway in gateways)
+    job_name = f"example-{language}"
     process = await asyncio.create_subprocess_exec(
-        *command, addresses, ARN + "demo", ARN + "ranking", USER, ",".join(ITEMS),
+        *command, addresses, ARN + "demo", ARN + "ranking", USER, ",".join(ITEMS), job_name,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MLGW_API_KEY": "example-key"},
     )  # fmt: skip
@@ -127,6 +133,8 @@ async def test_example_matches_a_direct_call(
     assert fields["num_results"] == "must be at most 500"
     # The example prints the field details for a person, too.
     assert "invalid field num_results: must be at most 500" in stderr.decode()
+    # The job ran to its end through the gateway's operation.
+    assert got["job"] == {"jobName": job_name, "status": "ACTIVE"}
 
 
 #: Each client's own unit tests (error details, contract wire strings, targets), run with

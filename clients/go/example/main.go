@@ -1,14 +1,17 @@
 // Command example calls the gateway the way a service would: GetRecommendations,
-// GetPersonalizedRanking, then an invalid request whose field details it prints. It writes
-// one JSON object to stdout (the cross-language tests compare it with a direct AWS call).
+// GetPersonalizedRanking, an invalid request whose field details it prints, and a Personalize
+// batch inference job submitted as an operation and waited for. It writes one JSON object to
+// stdout (the cross-language tests compare it with a direct AWS call).
 //
-//	go run ./example [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS]]]]]
+//	go run ./example [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 //
 // ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +22,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/proto"
 
+	jobsv1 "mlgw.internal/go/gen/mlgw/jobs/v1"
+	personalizev1 "mlgw.internal/go/gen/mlgw/personalize/v1"
 	runtimev1 "mlgw.internal/go/gen/mlgw/personalize_runtime/v1"
 	"mlgw.internal/go/mlgw"
 )
@@ -39,10 +44,53 @@ type failure struct {
 	FieldViolations []violation `json:"fieldViolations"`
 }
 
+type job struct {
+	JobName string `json:"jobName"`
+	Status  string `json:"status"`
+}
+
 type output struct {
 	Recommendations []item  `json:"recommendations"`
 	Ranking         []item  `json:"ranking"`
 	Error           failure `json:"error"`
+	Job             job     `json:"job"`
+}
+
+const account = "arn:aws:personalize:us-east-1:000000000000"
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// submitJob submits a batch inference job and waits for its operation.
+func submitJob(ctx context.Context, client *mlgw.Client, name string) (job, error) {
+	op, err := client.Jobs.SubmitBatchInferenceJob(ctx, &jobsv1.SubmitBatchInferenceJobRequest{
+		Request: &personalizev1.CreateBatchInferenceJobRequest{
+			JobName:            name,
+			SolutionVersionArn: account + ":solution/demo/1",
+			JobInput:           &personalizev1.BatchInferenceJobInput{S3DataSource: &personalizev1.S3DataConfig{Path: "s3://bucket/in.json"}},
+			JobOutput:          &personalizev1.BatchInferenceJobOutput{S3DataDestination: &personalizev1.S3DataConfig{Path: "s3://bucket/out/"}},
+			RoleArn:            "arn:aws:iam::000000000000:role/batch",
+		},
+		RequestId: newID(),
+	})
+	if err != nil {
+		return job{}, err
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	done, err := client.WaitOperation(wait, op.GetName(), mlgw.DefaultPolling)
+	if err != nil {
+		return job{}, err
+	}
+	var described personalizev1.DescribeBatchInferenceJobResponse
+	if err := done.GetResponse().UnmarshalTo(&described); err != nil {
+		return job{}, err
+	}
+	j := described.GetBatchInferenceJob()
+	return job{JobName: j.GetJobName(), Status: j.GetStatus()}, nil
 }
 
 func arg(i int, fallback string) string {
@@ -65,6 +113,7 @@ func run() error {
 	addresses := strings.Split(arg(1, "127.0.0.1:50051"), ",")
 	recommend, ranking := arg(2, arn+"demo"), arg(3, arn+"ranking")
 	user, inputs := arg(4, "u-1"), strings.Split(arg(5, "i1,i2,i3"), ",")
+	jobName := arg(6, "example-"+newID()[:8])
 
 	client, err := mlgw.Dial(addresses, mlgw.WithAPIKey(os.Getenv("MLGW_API_KEY")),
 		mlgw.WithDefaultTimeout(10*time.Second))
@@ -103,6 +152,9 @@ func run() error {
 	for _, v := range gwErr.FieldViolations {
 		out.Error.FieldViolations = append(out.Error.FieldViolations, violation{v.Field, v.Description})
 		fmt.Fprintf(os.Stderr, "invalid field %s: %s\n", v.Field, v.Description)
+	}
+	if out.Job, err = submitJob(ctx, client, jobName); err != nil {
+		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

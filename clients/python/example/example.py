@@ -1,8 +1,9 @@
 """Call the gateway the way a service would (asyncio): GetRecommendations,
-GetPersonalizedRanking, then an invalid request whose field details it prints. Writes one
-JSON object to stdout (the cross-language tests compare it with a direct AWS call).
+GetPersonalizedRanking, an invalid request whose field details it prints, and a Personalize
+batch inference job submitted as an operation and waited for. Writes one JSON object to
+stdout (the cross-language tests compare it with a direct AWS call).
 
-    python example.py [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS]]]]]
+    python example.py [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 
 ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
 """
@@ -13,11 +14,28 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from typing import Any
 
+from mlgw.personalize.v1 import personalize_pb2 as personalize
 from mlgw_client import AsyncClient, GatewayError, reason_string
 
-ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/"
+ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
+ARN = f"{ACCOUNT}:campaign/"
+
+
+def _job(name: str) -> personalize.CreateBatchInferenceJobRequest:
+    return personalize.CreateBatchInferenceJobRequest(
+        job_name=name,
+        solution_version_arn=f"{ACCOUNT}:solution/demo/1",
+        job_input=personalize.BatchInferenceJobInput(
+            s3_data_source=personalize.S3DataConfig(path="s3://bucket/in.json")
+        ),
+        job_output=personalize.BatchInferenceJobOutput(
+            s3_data_destination=personalize.S3DataConfig(path="s3://bucket/out/")
+        ),
+        role_arn="arn:aws:iam::000000000000:role/batch",
+    )
 
 
 def _items(items: Any) -> list[dict[str, Any]]:
@@ -25,10 +43,11 @@ def _items(items: Any) -> list[dict[str, Any]]:
 
 
 async def main(argv: list[str]) -> None:
-    args = [*argv, *[None] * 5]
+    args = [*argv, *[None] * 6]
     addresses = (args[0] or "127.0.0.1:50051").split(",")
     recommend, ranking = args[1] or ARN + "demo", args[2] or ARN + "ranking"
     user, items = args[3] or "u-1", (args[4] or "i1,i2,i3").split(",")
+    job_name = args[5] or f"example-{uuid.uuid4().hex[:8]}"
     out: dict[str, Any] = {}
     async with AsyncClient(addresses, api_key=os.environ.get("MLGW_API_KEY")) as client:
         runtime = client.personalize_runtime
@@ -54,6 +73,17 @@ async def main(argv: list[str]) -> None:
                     {"field": v.field, "description": v.description} for v in error.field_violations
                 ],
             }
+        # A job: submitted at once as a google.longrunning operation, then waited for.
+        submitted = await client.jobs.submit_batch_inference_job(
+            request=_job(job_name), request_id=str(uuid.uuid4())
+        )
+        done = await client.wait_operation(submitted)
+        job = personalize.DescribeBatchInferenceJobResponse()
+        done.response.Unpack(job)
+        out["job"] = {
+            "jobName": job.batch_inference_job.job_name,
+            "status": job.batch_inference_job.status,
+        }
     json.dump(out, sys.stdout)
     print()
 

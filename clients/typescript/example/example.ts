@@ -1,13 +1,35 @@
-// Call the gateway the way a service would: GetRecommendations, GetPersonalizedRanking, then an
-// invalid request whose field details it prints. Writes one JSON object to stdout (the
-// cross-language tests compare it with a direct AWS call).
+// Call the gateway the way a service would: GetRecommendations, GetPersonalizedRanking, an
+// invalid request whose field details it prints, and a Personalize batch inference job submitted
+// as an operation and waited for. Writes one JSON object to stdout (the cross-language tests
+// compare it with a direct AWS call).
 //
-//   node dist/example/example.js [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS]]]]]
+//   node dist/example/example.js [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 //
 // ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
-import { Connection, GatewayError, personalizeRuntime, reasonString } from "../src";
+import { randomUUID } from "node:crypto";
 
-const ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/";
+import { Connection, GatewayError, jobs, personalize, personalizeRuntime, reasonString } from "../src";
+
+const ACCOUNT = "arn:aws:personalize:us-east-1:000000000000";
+const ARN = `${ACCOUNT}:campaign/`;
+
+/** Submit a batch inference job, then wait for its operation. */
+async function submitJob(connection: Connection, jobName: string) {
+  const service = connection.service(jobs.JobsServiceService);
+  const submitted = await service.submitBatchInferenceJob({
+    request: {
+      jobName,
+      solutionVersionArn: `${ACCOUNT}:solution/demo/1`,
+      jobInput: { s3DataSource: { path: "s3://bucket/in.json" } },
+      jobOutput: { s3DataDestination: { path: "s3://bucket/out/" } },
+      roleArn: "arn:aws:iam::000000000000:role/batch",
+    },
+    requestId: randomUUID(),
+  });
+  const done = await connection.waitOperation(submitted.name ?? "");
+  const job = personalize.DescribeBatchInferenceJobResponse.decode(done.response?.value ?? new Uint8Array());
+  return { jobName: job.batchInferenceJob?.jobName, status: job.batchInferenceJob?.status };
+}
 
 function items(list: personalizeRuntime.PredictedItem[] | undefined) {
   return (list ?? []).map((item) => ({ itemId: item.itemId, score: item.score }));
@@ -15,7 +37,7 @@ function items(list: personalizeRuntime.PredictedItem[] | undefined) {
 
 async function main(args: string[]): Promise<void> {
   const [addresses = "127.0.0.1:50051", recommend = ARN + "demo", ranking = ARN + "ranking"] = args;
-  const [, , , user = "u-1", inputs = "i1,i2,i3"] = args;
+  const [, , , user = "u-1", inputs = "i1,i2,i3", jobName = `example-${randomUUID().slice(0, 8)}`] = args;
   const connection = new Connection(addresses.split(","), { apiKey: process.env.MLGW_API_KEY });
   const runtime = connection.service(personalizeRuntime.PersonalizeRuntimeServiceService);
   try {
@@ -42,6 +64,7 @@ async function main(args: string[]): Promise<void> {
       recommendations: items(recs.itemList),
       ranking: items(ranked.personalizedRanking),
       error: { code: error.codeName, reason: reasonString(error.reason), fieldViolations: error.fieldViolations },
+      job: await submitJob(connection, jobName),
     };
     console.log(JSON.stringify(out));
   } finally {

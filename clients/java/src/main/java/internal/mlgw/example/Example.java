@@ -1,29 +1,70 @@
 package internal.mlgw.example;
 
+import com.google.longrunning.Operation;
 import internal.mlgw.client.Contract;
 import internal.mlgw.client.GatewayException;
 import internal.mlgw.client.MlgwClient;
+import internal.mlgw.jobs.v1.SubmitBatchInferenceJobRequest;
+import internal.mlgw.personalize.v1.BatchInferenceJob;
+import internal.mlgw.personalize.v1.BatchInferenceJobInput;
+import internal.mlgw.personalize.v1.BatchInferenceJobOutput;
+import internal.mlgw.personalize.v1.CreateBatchInferenceJobRequest;
+import internal.mlgw.personalize.v1.DescribeBatchInferenceJobResponse;
+import internal.mlgw.personalize.v1.S3DataConfig;
 import internal.mlgw.personalize_runtime.v1.GetPersonalizedRankingRequest;
 import internal.mlgw.personalize_runtime.v1.GetPersonalizedRankingResponse;
 import internal.mlgw.personalize_runtime.v1.GetRecommendationsRequest;
 import internal.mlgw.personalize_runtime.v1.GetRecommendationsResponse;
 import internal.mlgw.personalize_runtime.v1.PersonalizeRuntimeServiceGrpc;
 import internal.mlgw.personalize_runtime.v1.PredictedItem;
+import java.time.Duration;
 import java.util.List;
 import java.util.StringJoiner;
-import java.util.concurrent.ExecutionException;
+import java.util.UUID;
 
 /**
  * Calls the gateway the way a service would: GetRecommendations (blocking stub),
- * GetPersonalizedRanking (future stub), then an invalid request whose field details it prints.
- * Writes one JSON object to stdout (the cross-language tests compare it with a direct AWS call).
+ * GetPersonalizedRanking (future stub), an invalid request whose field details it prints, and a
+ * Personalize batch inference job submitted as an operation and waited for. Writes one JSON
+ * object to stdout (the cross-language tests compare it with a direct AWS call).
  *
- * <pre>java internal.mlgw.example.Example [ADDRESSES [RECOMMEND [RANKING [USER [ITEMS]]]]]</pre>
+ * <pre>java internal.mlgw.example.Example [ADDRESSES [RECOMMEND [RANKING [USER [ITEMS [JOB]]]]]]</pre>
  *
  * ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
  */
 public final class Example {
-  private static final String ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/";
+  private static final String ACCOUNT = "arn:aws:personalize:us-east-1:000000000000";
+  private static final String ARN = ACCOUNT + ":campaign/";
+
+  /** Submit a batch inference job, wait for its operation, and describe the finished job. */
+  private static String submitJob(MlgwClient client, String name) throws Exception {
+    Operation submitted =
+        MlgwClient.call(
+            () ->
+                client
+                    .jobs()
+                    .submitBatchInferenceJob(
+                        SubmitBatchInferenceJobRequest.newBuilder()
+                            .setRequest(
+                                CreateBatchInferenceJobRequest.newBuilder()
+                                    .setJobName(name)
+                                    .setSolutionVersionArn(ACCOUNT + ":solution/demo/1")
+                                    .setJobInput(
+                                        BatchInferenceJobInput.newBuilder()
+                                            .setS3DataSource(
+                                                S3DataConfig.newBuilder().setPath("s3://bucket/in.json")))
+                                    .setJobOutput(
+                                        BatchInferenceJobOutput.newBuilder()
+                                            .setS3DataDestination(
+                                                S3DataConfig.newBuilder().setPath("s3://bucket/out/")))
+                                    .setRoleArn("arn:aws:iam::000000000000:role/batch"))
+                            .setRequestId(UUID.randomUUID().toString())
+                            .build()));
+    Operation done = client.waitOperation(submitted.getName(), Duration.ofMinutes(5));
+    BatchInferenceJob job =
+        done.getResponse().unpack(DescribeBatchInferenceJobResponse.class).getBatchInferenceJob();
+    return "{\"jobName\":" + quote(job.getJobName()) + ",\"status\":" + quote(job.getStatus()) + "}";
+  }
 
   private Example() {}
 
@@ -43,7 +84,7 @@ public final class Example {
     return out.toString();
   }
 
-  public static void main(String[] args) throws InterruptedException, ExecutionException {
+  public static void main(String[] args) throws Exception {
     List<String> addresses = List.of(arg(args, 0, "127.0.0.1:50051").split(","));
     String user = arg(args, 3, "u-1");
     try (MlgwClient client =
@@ -99,7 +140,9 @@ public final class Example {
               + ",\"ranking\":" + items(ranked.getPersonalizedRankingList())
               + ",\"error\":{\"code\":" + quote(error.code().name())
               + ",\"reason\":" + quote(Contract.reasonString(error.reason()))
-              + ",\"fieldViolations\":" + violations + "}}");
+              + ",\"fieldViolations\":" + violations + "}"
+              + ",\"job\":" + submitJob(client, arg(args, 5, "example-" + UUID.randomUUID().toString().substring(0, 8)))
+              + "}");
     }
   }
 }
