@@ -114,6 +114,20 @@ class LoggingConfig:
 
 
 @settings
+class BatchConfig:
+    """`[batch]`: the batch and streaming RPCs (mlgw.batch.v1; gateway/services.py)."""
+
+    #: A batch RPC with more entries is refused whole with INVALID_ARGUMENT / BATCH_TOO_LARGE.
+    max_entries: Count = 1000
+    #: Entries of one batch in flight at once: bounds one batch's share of the process; the
+    #: rest wait their turn (under the batch's deadline).
+    max_concurrency: Count = 64
+    #: Entries of one stream read and not yet answered; beyond it the gateway stops reading
+    #: the stream's requests until a result is written (flow control reaches the client).
+    stream_max_in_flight: Count = 64
+
+
+@settings
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
@@ -130,6 +144,8 @@ class Config:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     # -- batch jobs as long-running operations (gateway/jobs_config.py) --
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    # -- batch and streaming RPCs --
+    batch: BatchConfig = field(default_factory=BatchConfig)
 
     @classmethod
     def load(cls, path: str | Path | None) -> Config:

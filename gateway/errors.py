@@ -133,6 +133,25 @@ class MalformedRequest(GatewayError):
         )
 
 
+class BatchTooLarge(GatewayError):
+    """A batch RPC with more entries than `[batch] max_entries`: refused whole, before any
+    entry runs (one bad entry never fails a batch; a batch over the limit is not one)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, entries: int, limit: int, field: str = "requests") -> None:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=field, description=f"must have at most {limit} entries"
+        )
+        super().__init__(
+            f"at most {limit} entries per batch or stream message ([batch] max_entries); "
+            f"this one has {entries}",
+            reason="BATCH_TOO_LARGE",
+            metadata={"maxEntries": str(limit), "entries": str(entries)},
+            extra_details=[error_details_pb2.BadRequest(field_violations=[violation])],
+        )
+
+
 class InternalError(GatewayError):
     """A bug: an exception nothing expected. The caller gets INTERNAL with this ErrorInfo;
     the edge logs the traceback of `cause` once, at ERROR. (Not `__cause__`: stages re-raise

@@ -397,3 +397,83 @@ JOB_POLLS = Counter(
     "mlgw_job_polls", "Describe/Get calls of the job pollers, by backend.", ["backend"],
     registry=REGISTRY,
 )  # fmt: skip
+# ---- batch and streaming RPCs (gateway/services.py, gateway/fanout.py) ------------------
+#
+# Entries are counted like cache hits: plain ints per (shape, operation, code) turned into
+# counters at scrape time, since a batch of cache hits costs a few microseconds an entry.
+
+BATCH_ENTRIES = Histogram(
+    "mlgw_batch_entries", "Entries per batch RPC, by method.", ["method"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000), registry=REGISTRY,
+)  # fmt: skip
+STREAM_IN_FLIGHT = Gauge(
+    "mlgw_stream_entries_in_flight",
+    "Stream entries read and not yet answered, over every open stream.",
+    registry=REGISTRY,
+)  # fmt: skip
+STREAM_IN_FLIGHT_PER_STREAM = Histogram(
+    "mlgw_stream_entries_in_flight_per_stream",
+    "Entries in flight in one stream, sampled at each request read.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=REGISTRY,
+)  # fmt: skip
+STREAM_BACKPRESSURE_SECONDS = Histogram(
+    "mlgw_stream_backpressure_wait_seconds",
+    "Time a stream waited, before reading its next request, for an entry to be answered "
+    "and written (its in-flight limit reached: the client reads slowly or entries are slow).",
+    buckets=(*_WAIT_BUCKETS, 10.0, 30.0), registry=REGISTRY,
+)  # fmt: skip
+
+
+class EntryMetrics:
+    """Batch or stream entries of one (shape, operation), by outcome (see `_EntryCollector`)."""
+
+    __slots__ = ("codes", "ok", "operation", "shape")
+
+    def __init__(self, shape: str, operation: str) -> None:
+        self.shape = shape
+        self.operation = operation
+        self.ok = 0
+        self.codes: dict[str, int] = {}
+
+    def failed(self, code: grpc.StatusCode) -> None:
+        self.codes[code.name] = self.codes.get(code.name, 0) + 1
+
+
+_ENTRY_METRICS: dict[tuple[str, str], EntryMetrics] = {}
+
+
+def entry_metrics(shape: str, operation: str) -> EntryMetrics:
+    found = _ENTRY_METRICS.get((shape, operation))
+    if found is None:
+        found = _ENTRY_METRICS[shape, operation] = EntryMetrics(shape, operation)
+    return found
+
+
+class _EntryCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        entries = CounterMetricFamily(
+            "mlgw_fanout_entries",
+            "Batch and stream entries answered, by shape (batch, stream), operation and gRPC "
+            "code of the entry's own result.",
+            labels=["shape", "operation", "code"],
+        )
+        for (shape, op), m in sorted(_ENTRY_METRICS.items()):
+            entries.add_metric([shape, op, "OK"], m.ok)
+            for code, value in sorted(m.codes.items()):
+                entries.add_metric([shape, op, code], value)
+        yield entries
+
+
+REGISTRY.register(_EntryCollector())
+
+
+@dataclass
+class StreamMetrics:
+    """What one stream records into (the same children for every stream)."""
+
+    in_flight: Gauge = STREAM_IN_FLIGHT
+    per_stream: Histogram = STREAM_IN_FLIGHT_PER_STREAM
+    backpressure: Histogram = STREAM_BACKPRESSURE_SECONDS
+
+
+STREAM = StreamMetrics()

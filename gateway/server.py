@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -29,7 +28,13 @@ from gateway.pipeline.merge import Merge
 from gateway.pipeline.overload import Overload
 from gateway.pipeline.shared import SharedTier, open_redis
 from gateway.pipeline.validate import Precheck, Validate
-from gateway.services import Capacity, Deadlines, method_handlers
+from gateway.services import (
+    BATCH_SERVICE,
+    Capacity,
+    Deadlines,
+    fanout_handlers,
+    method_handlers,
+)
 from gateway.upstream.clients import open_clients
 from gateway.upstream.invoke import Upstream
 
@@ -128,15 +133,23 @@ class Gateway:
         if self.overload is not None:  # create checks list jobs through their own attempt path
             self.overload.bind(upstream.handler)
 
-        @functools.cache  # one composed pipeline per operation, shared by the edge and jobs
+        pipelines: dict[str, Handler] = {}
+
         def pipeline(op: Operation) -> Handler:
-            return compose(op, stages, upstream.handler(op))
+            # One pipeline per operation, shared by its unary, batch and stream RPCs.
+            found = pipelines.get(op.name)
+            if found is None:
+                found = pipelines[op.name] = compose(op, stages, upstream.handler(op))
+            return found
 
         # No grpc-level maximum_concurrent_rpcs: the edge enforces it, with ErrorInfo.
         server = grpc.aio.server(options=grpc_options(cfg.server))
         deadlines = Deadlines.from_config(cfg.upstream)
         capacity = Capacity(cfg.server.max_concurrent_rpcs)
         handlers = method_handlers(self.operations, pipeline, deadlines, capacity)
+        fanout = fanout_handlers(self.operations, pipeline, deadlines, capacity, cfg.batch)
+        if fanout:
+            handlers[BATCH_SERVICE] = fanout
         for service, methods in handlers.items():
             server.add_registered_method_handlers(service, methods)
         self.jobs = await open_job_service(cfg.jobs, cfg.redis, pipeline, server, self._stack)

@@ -1,38 +1,64 @@
-"""The gRPC edge: one generic method handler per row of the operation table.
+"""The gRPC edge: how every RPC shape reaches the same per-operation pipelines.
 
-There are no hand-written servicers: each RPC's handler is the operation's composed
-pipeline wrapped in the same edge function, which decodes the request, sets the deadline,
-records metrics and turns every exception into a gRPC status with google.rpc details
-(exactly one ErrorInfo, always). This is the only place exceptions become statuses.
+There are no hand-written servicers. Each operation has one pipeline, composed once at
+start-up (gateway/server.py), and three shapes of RPC reach it:
+
+    unary   /mlgw.<service>.v1.<Service>/<Operation>      `_endpoint`: one call
+    batch   /mlgw.batch.v1.BatchService/Batch<Operation>  `_batch_endpoint`: one call per
+            entry, at most `[batch] max_concurrency` at once (`fanout.fan_out`)
+    stream  /mlgw.batch.v1.BatchService/StreamRecommendations  `_stream_endpoint`: one call
+            per request read, at most `[batch] stream_max_in_flight` unanswered (`fanout.Flow`)
+
+Each shape parses its RPC's metadata once into a `Context` (deadline, priority, request id,
+cache directives) and makes its calls with `Call.at_edge`, so a batch or stream entry is
+the same call as a unary one: it shares the cache, coalescing, merging and admission with
+everyone's calls. What differs by shape is decided here, and only here:
+
+    | concern                        | unary              | batch / stream entry          |
+    | ------------------------------ | ------------------ | ----------------------------- |
+    | admission lane                 | op row / metadata  | batch, always                 |
+    | deadline                       | the RPC's          | batch: the RPC's; stream: the |
+    |                                |                    | RPC's, from the entry's read  |
+    | answer metadata (mlgw-cache)   | trailers           | the entry's `metadata` map    |
+    | an exception becomes           | the RPC's status   | the entry's google.rpc.Status |
+    | `[server] max_concurrent_rpcs` | counts the call    | counts the batch/stream once  |
+
+This is the only place exceptions become statuses: each has exactly one ErrorInfo.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import statistics
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
+from mlgw.batch.v1 import batch_pb2
 
 from gateway import metrics
-from gateway.config import UpstreamConfig
+from gateway.config import BatchConfig, UpstreamConfig
 from gateway.errors import (
+    BatchTooLarge,
     DeadlineExceeded,
+    FieldViolation,
     GatewayError,
     InternalError,
+    InvalidRequest,
     MalformedRequest,
     Overloaded,
 )
+from gateway.fanout import Flow, fan_out
 from gateway.logs import LogBudget
-from gateway.operations import Operation
+from gateway.operations import Operation, Priority
 from gateway.pipeline import cachecontrol as cc
-from gateway.pipeline.call import Call, Handler
+from gateway.pipeline.call import Call, Context, Handler, Shape
 from gateway.pipeline.validate import request_parser
 
 log = logging.getLogger("gateway.rpc")
@@ -176,18 +202,18 @@ def method_handlers(
     return dict(services)
 
 
-Context = grpc.aio.ServicerContext[Any, Any]
+RpcContext = grpc.aio.ServicerContext[Any, Any]
 
 
 def _endpoint(
     op: Operation, pipeline: Handler, deadlines: Deadlines, capacity: Capacity
-) -> Callable[[bytes, Context], Awaitable[Message]]:
+) -> Callable[[bytes, RpcContext], Awaitable[Message]]:
     recorded = metrics.request_metrics(op.name)
     ok = recorded.code(grpc.StatusCode.OK)
     decode = request_parser(op)  # a hostile count never gets a full parse
     message_type = op.request.DESCRIPTOR.full_name
 
-    async def endpoint(body: bytes, context: Context) -> Message:
+    async def endpoint(body: bytes, context: RpcContext) -> Message:
         start = time.perf_counter()
         recorded.in_flight.inc()
         capacity.in_flight += 1
@@ -206,7 +232,7 @@ def _endpoint(
                 # Less time left than the margin the gateway needs to answer: nothing can be
                 # sent, so it is answered at once.
                 raise DeadlineExceeded.before_sending()
-            call = Call(op, request, deadline, metadata)
+            call = Call.at_edge(op, request, Context.parse(metadata, deadline))
             try:
                 response = await pipeline(call)
             except DeadlineExceeded:
@@ -221,7 +247,7 @@ def _endpoint(
         except Exception as exc:
             error = exc if isinstance(exc, GatewayError) else InternalError(exc)
             recorded.code(error.code).inc()
-            _log_error(op, error, metadata)
+            _log_error(op.name, error, metadata)
             await context.abort(error.code, error.caller_message, error.trailing_metadata())
             raise  # abort() raises; this line only tells readers and mypy so
         finally:
@@ -234,9 +260,292 @@ def _endpoint(
     return endpoint
 
 
+# ---- batch and stream RPCs: entries are calls like any other --------------------------
+
+
+@dataclass(frozen=True)
+class BatchRpc:
+    """One batch RPC of mlgw.batch.v1: a list of one operation's requests."""
+
+    name: str
+    op: Operation
+    request: type[Message]
+    response: type[Message]
+
+
+def batch_rpcs(operations: Iterable[Operation]) -> list[BatchRpc]:
+    """The batch RPCs, read from BatchService's descriptor: `Batch<Op>` takes a list of
+    `<Op>Request` as `requests` and answers a list of results as `results`."""
+    by_request = {op.request.DESCRIPTOR.full_name: op for op in operations}
+    out = []
+    for method in _BATCH_SERVICE.methods:
+        if method.client_streaming:
+            continue
+        entry = method.input_type.fields_by_name["requests"].message_type
+        op = by_request.get(entry.full_name) if entry is not None else None
+        if op is not None:
+            request = getattr(batch_pb2, method.input_type.name)
+            response = getattr(batch_pb2, method.output_type.name)
+            out.append(BatchRpc(method.name, op, request, response))
+    return out
+
+
+_BATCH_SERVICE = batch_pb2.DESCRIPTOR.services_by_name["BatchService"]
+BATCH_SERVICE = _BATCH_SERVICE.full_name
+STREAM_METHOD = next(m.name for m in _BATCH_SERVICE.methods if m.client_streaming)
+
+
+def fanout_handlers(
+    operations: Iterable[Operation],
+    pipeline_for: Callable[[Operation], Handler],
+    deadlines: Deadlines,
+    capacity: Capacity,
+    cfg: BatchConfig,
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """BatchService's method handlers, over the same pipelines as the unary RPCs."""
+    ops = tuple(operations)
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for rpc in batch_rpcs(ops):
+        handlers[rpc.name] = grpc.unary_unary_rpc_method_handler(
+            _batch_endpoint(rpc, pipeline_for(rpc.op), deadlines, capacity, cfg),
+            request_deserializer=None,
+            response_serializer=rpc.response.SerializeToString,
+        )
+    streamed = _streamed_operations(ops)
+    if streamed:
+        pipelines = {field: (op, pipeline_for(op)) for field, op in streamed.items()}
+        handlers[STREAM_METHOD] = grpc.stream_stream_rpc_method_handler(
+            _stream_endpoint(pipelines, deadlines, capacity, cfg),
+            # The endpoint writes each response as bytes it assembles (`_results_message`).
+            request_deserializer=None,
+            response_serializer=None,
+        )
+    return handlers
+
+
+async def _run_entry(
+    pipeline: Handler, call: Call, counted: metrics.EntryMetrics
+) -> Message | GatewayError:
+    """One entry's call through its pipeline: the answer, or the error as the value the
+    entry's google.rpc.Status is made from (only cancellation propagates)."""
+    try:
+        response = await pipeline(call)
+    except asyncio.CancelledError:
+        raise  # grpc/grpc#43360: never swallow the cancellation of a call
+    except Exception as exc:
+        error = exc if isinstance(exc, GatewayError) else InternalError(exc)
+        counted.failed(error.code)
+        # One RPC may carry a thousand bad entries: counted, and logged at debug (a bug's
+        # traceback still at error), so a batch cannot flood the log.
+        _log_error(call.op.name, error, call.context.metadata, quiet=True)
+        return error
+    counted.ok += 1
+    return response
+
+
+#: Loop time one entry adds to a batch's answer (its result serialised and sent; about 20 µs
+#: measured, doubled), kept back from the entries' deadline as `LoopLag.ANSWER_COST` is.
+BATCH_ENTRY_ANSWER_COST = 0.00004
+
+
+_LATE_ENTRY = DeadlineExceeded(
+    "the RPC's deadline passed before this entry could start", reason="DEADLINE_EXCEEDED"
+).to_status()
+
+
+def _batch_endpoint(
+    rpc: BatchRpc, pipeline: Handler, deadlines: Deadlines, capacity: Capacity, cfg: BatchConfig
+) -> Callable[[bytes, RpcContext], Awaitable[Message]]:
+    op, limit, concurrency = rpc.op, cfg.max_entries, cfg.max_concurrency
+    recorded = metrics.request_metrics(rpc.name)
+    sizes = metrics.BATCH_ENTRIES.labels(rpc.name)
+    counted = metrics.entry_metrics(Shape.BATCH.value, op.name)
+    message_type = rpc.request.DESCRIPTOR.full_name
+
+    async def batch(body: bytes, context: RpcContext) -> Message:
+        try:
+            request = rpc.request.FromString(body)
+        except DecodeError:
+            raise MalformedRequest(message_type) from None
+        entries = request.requests  # type: ignore[attr-defined]
+        if len(entries) > limit:
+            raise BatchTooLarge(len(entries), limit)
+        sizes.observe(len(entries))
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
+        # The answer is assembled and serialised after the last entry: keep time for it.
+        deadline -= len(entries) * BATCH_ENTRY_ANSWER_COST
+        if deadline <= now:
+            raise DeadlineExceeded.before_sending()
+        rpc_context = Context.parse(_metadata(context), deadline, Shape.BATCH, Priority.BATCH)
+
+        async def run(pair: tuple[Message, Any]) -> None:
+            entry, out = pair
+            if loop.time() >= deadline:
+                # Past the deadline every entry not started gets the same status, cheaply:
+                # hundreds may be left, and the answer must still go out in time.
+                out.error.CopyFrom(_LATE_ENTRY)
+                counted.failed(grpc.StatusCode.DEADLINE_EXCEEDED)
+                return
+            call = Call.at_edge(op, entry, rpc_context)
+            answer = await _run_entry(pipeline, call, counted)
+            if isinstance(answer, GatewayError):
+                out.error.CopyFrom(answer.to_status())
+            else:
+                out.response.CopyFrom(answer)
+            if call.reply_metadata:
+                out.metadata.update(call.reply_metadata)
+
+        # Each entry fills its own result in place: in request order, copied once.
+        response: Any = rpc.response()
+        results = response.results
+        await fan_out([(entry, results.add()) for entry in entries], run, concurrency)
+        return response  # type: ignore[no-any-return]
+
+    return _guarded(rpc.name, recorded, capacity, batch)
+
+
+def _streamed_operations(operations: Iterable[Operation]) -> dict[str, Operation]:
+    """The stream request's `request` oneof: field name -> the operation it calls."""
+    by_request = {op.request.DESCRIPTOR.full_name: op for op in operations}
+    oneof = batch_pb2.StreamRecommendationsEntry.DESCRIPTOR.oneofs_by_name["request"]
+    named = {f.name: f.message_type.full_name for f in oneof.fields if f.message_type}
+    return {name: by_request[full] for name, full in named.items() if full in by_request}
+
+
+def _stream_endpoint(
+    pipelines: Mapping[str, tuple[Operation, Handler]],
+    deadlines: Deadlines,
+    capacity: Capacity,
+    cfg: BatchConfig,
+) -> Callable[[AsyncIterator[bytes], RpcContext], Awaitable[None]]:
+    recorded = metrics.request_metrics(STREAM_METHOD)
+    counted = {
+        field: metrics.entry_metrics(Shape.STREAM.value, op.name)
+        for field, (op, _) in pipelines.items()
+    }
+    message = batch_pb2.StreamRecommendationsRequest
+    decode = message.FromString
+    result_type = batch_pb2.StreamRecommendationsResult
+    limit = cfg.max_entries
+    missing = InvalidRequest(
+        [FieldViolation("request", f"set one of {', '.join(sorted(pipelines))}")]
+    )
+
+    async def stream(_: AsyncIterator[bytes], context: RpcContext) -> None:
+        loop = asyncio.get_running_loop()
+        # The stream's own deadline (if any) bounds each entry's, counted from its read.
+        rpc_context = Context.parse(_metadata(context), math.inf, Shape.STREAM, Priority.BATCH)
+
+        async def read() -> list[tuple[batch_pb2.StreamRecommendationsEntry, float]] | None:
+            body = await context.read()
+            if body is grpc.aio.EOF:
+                return None
+            try:
+                entries = decode(body).entries
+            except DecodeError:
+                raise MalformedRequest(message.DESCRIPTOR.full_name) from None
+            if len(entries) > limit:
+                raise BatchTooLarge(len(entries), limit, "entries")
+            # The entries of one message arrived together: one deadline for them all.
+            now = loop.time()
+            deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
+            return [(entry, deadline) for entry in entries]
+
+        async def write(results: list[bytes]) -> None:
+            await context.write(_results_message(results))
+
+        async def run(pair: tuple[batch_pb2.StreamRecommendationsEntry, float]) -> bytes:
+            entry, deadline = pair
+            out = result_type(id=entry.id)
+            which = entry.WhichOneof("request")
+            if which is None:
+                out.error.CopyFrom(missing.to_status())
+                return out.SerializeToString()
+            op, pipeline = pipelines[which]
+            if deadline <= loop.time():
+                out.error.CopyFrom(DeadlineExceeded.before_sending().to_status())
+                return out.SerializeToString()
+            call = Call.at_edge(op, getattr(entry, which), rpc_context, deadline)
+            answer = await _run_entry(pipeline, call, counted[which])
+            if isinstance(answer, GatewayError):
+                out.error.CopyFrom(answer.to_status())
+            else:
+                getattr(out, which).CopyFrom(answer)
+            if call.reply_metadata:
+                out.metadata.update(call.reply_metadata)
+            return out.SerializeToString()
+
+        flow = Flow(read, run, write, cfg.stream_max_in_flight, metrics.STREAM)
+        await flow.run()
+
+    return _guarded(STREAM_METHOD, recorded, capacity, stream)
+
+
+def _results_message(results: list[bytes]) -> bytes:
+    """A StreamRecommendationsResponse from its serialized results: field 1, repeated, is
+    each result's tag, length and bytes; building the message would copy every result."""
+    out = bytearray()
+    for result in results:
+        out += _RESULTS_TAG
+        out += _varint(len(result))
+        out += result
+    return bytes(out)
+
+
+_RESULTS_TAG = bytes([1 << 3 | 2])  # field 1, wire type 2 (length-delimited)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _guarded(
+    name: str,
+    recorded: metrics.RequestMetrics,
+    capacity: Capacity,
+    serve: Callable[[Any, RpcContext], Awaitable[Any]],
+) -> Callable[[Any, RpcContext], Awaitable[Any]]:
+    """A batch or stream RPC as a whole: counted, within the process's capacity, and every
+    exception (a malformed batch, a refusal) its status."""
+    ok = recorded.code(grpc.StatusCode.OK)
+
+    async def endpoint(body: Any, context: RpcContext) -> Any:
+        start = time.perf_counter()
+        recorded.in_flight.inc()
+        capacity.in_flight += 1
+        try:
+            if capacity.in_flight > capacity.limit:
+                raise Overloaded(capacity.limit)
+            answer = await serve(body, context)
+        except asyncio.CancelledError:
+            recorded.code(grpc.StatusCode.CANCELLED).inc()
+            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, GatewayError) else InternalError(exc)
+            recorded.code(error.code).inc()
+            _log_error(name, error, _metadata(context))
+            await context.abort(error.code, error.caller_message, error.trailing_metadata())
+            raise  # abort() raises; this line only tells readers and mypy so
+        finally:
+            capacity.in_flight -= 1
+            recorded.in_flight.dec()
+            recorded.latency.observe(time.perf_counter() - start)
+        ok.inc()
+        return answer
+
+    return endpoint
+
+
 #: Singleton keys: the first entry wins, as for a singleton HTTP header behind proxies that
 #: append their own (the first is the caller's); repeated `cache-control` entries combine.
-def _metadata(context: Context) -> dict[str, str]:
+def _metadata(context: RpcContext) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if not isinstance(value, str):
@@ -255,9 +564,11 @@ _QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED"})
 _MALFORMED_LOG = LogBudget(rate=1.0, burst=5.0)
 
 
-def _log_error(op: Operation, error: GatewayError, metadata: dict[str, str]) -> None:
+def _log_error(
+    method: str, error: GatewayError, metadata: Mapping[str, str], *, quiet: bool = False
+) -> None:
     extra: dict[str, Any] = {
-        "method": op.name,
+        "method": method,
         "code": error.code.name,
         "reason": error.reason,
         "detail": error.message,
@@ -279,5 +590,5 @@ def _log_error(op: Operation, error: GatewayError, metadata: dict[str, str]) -> 
         if suppressed is None:
             return
         extra["suppressed"] = suppressed
-    level = logging.DEBUG if error.reason in _QUIET_REASONS else logging.WARNING
+    level = logging.DEBUG if quiet or error.reason in _QUIET_REASONS else logging.WARNING
     log.log(level, "rpc failed", extra=extra)

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from google.protobuf.message import Message
 
 from gateway.jobs.backends import JOB_OPERATIONS
-from gateway.operations import OPERATIONS, Operation
-from gateway.pipeline import Call, Handler, compose
+from gateway.operations import OPERATIONS, Operation, Priority
+from gateway.pipeline import Call, Context, Handler, compose
 from gateway.pipeline.validate import Precheck, Validate
 
 #: Job descriptions are cacheable for callers of the mirrored RPCs; a poller needs news.
@@ -22,9 +22,10 @@ _METADATA = {"cache-control": "no-cache"}
 
 
 def job_call(op: Operation, request: Message, timeout: float) -> Call:
-    """A call of the job service (no caller: its own deadline and metadata)."""
+    """A call of the job service (no caller: its own deadline, at batch priority)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    return Call(op, request, deadline, _METADATA)
+    context = Context.parse(_METADATA, deadline, priority=Priority.BATCH)
+    return Call.at_edge(op, request, context)
 
 
 async def _accepted(call: Call) -> Message:

@@ -6,6 +6,6 @@ the terminal handler (the upstream call) once at start-up, so a request pays onl
 stages its operation uses.
 """
 
-from gateway.pipeline.call import Call, Handler, Stage, compose
+from gateway.pipeline.call import Call, Context, Handler, Shape, Stage, compose
 
-__all__ = ["Call", "Handler", "Stage", "compose"]
+__all__ = ["Call", "Context", "Handler", "Shape", "Stage", "compose"]

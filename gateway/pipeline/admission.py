@@ -48,11 +48,10 @@ from gateway.pipeline.adaptive import CubicRate
 from gateway.pipeline.call import Call, Handler
 from gateway.pipeline.global_limits import SharedBuckets
 
-#: Request metadata a caller sets to choose its lane: `interactive` or `batch`.
-PRIORITY_METADATA = "mlgw-priority"
 INTERACTIVE, BATCH = 0, 1
+#: The lane of each priority; a call's comes from its context (the `mlgw-priority` metadata,
+#: PRIORITY_METADATA, parsed at the edge), else from its operation's row.
 _LANES = {Priority.INTERACTIVE: INTERACTIVE, Priority.BATCH: BATCH}
-_BY_NAME = {p.value: lane for p, lane in _LANES.items()}
 
 #: Why a call was not admitted (ErrorInfo metadata `cause`, metric label `reason`).
 DEADLINE = "deadline"  # the predicted wait would not leave time for the upstream call
@@ -179,6 +178,72 @@ class Gcra:
         self.tat = now + (burst - tokens) * self.interval
 
 
+class Lane:
+    """The calls waiting in one lane, by owner, served round robin (FIFO within an owner).
+
+    The owner is the RPC a call came from (its `Context`): a batch's or a stream's entries
+    share one, so two batches waiting for the same tokens take turns instead of the one that
+    queued first taking them all (fair queuing in the spirit of DRR, one call a turn). The
+    interactive lane has a single owner: plain FIFO.
+    """
+
+    __slots__ = ("_owners", "_size")
+
+    def __init__(self) -> None:
+        self._owners: OrderedDict[object, deque[asyncio.Future[bool]]] = OrderedDict()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, future: asyncio.Future[bool], owner: object) -> None:
+        queue = self._owners.get(owner)
+        if queue is None:
+            queue = self._owners[owner] = deque()
+        queue.append(future)
+        self._size += 1
+
+    def popleft(self) -> asyncio.Future[bool]:
+        """The next owner's oldest call; that owner's turn then goes to the back."""
+        owner, queue = next(iter(self._owners.items()))
+        future = queue.popleft()
+        if queue:
+            self._owners.move_to_end(owner)
+        else:
+            del self._owners[owner]
+        self._size -= 1
+        return future
+
+    def pop(self) -> asyncio.Future[bool]:
+        """The newest call of the owner with the most waiting (who gives up a place); among
+        equals the one nearest the back (single-call owners: the newest call)."""
+        owner, queue = None, deque[asyncio.Future[bool]]()
+        for candidate, waiting in self._owners.items():
+            if len(waiting) >= len(queue):
+                owner, queue = candidate, waiting
+        future = queue.pop()
+        if not queue:
+            del self._owners[owner]
+        self._size -= 1
+        return future
+
+    def ahead(self, owner: object) -> int:
+        """Calls served before a new call of `owner`: its own queue, and from each other
+        owner at most one more than that (its turns come first)."""
+        mine = len(self._owners.get(owner, ()))
+        return mine + sum(min(len(q), mine + 1) for o, q in self._owners.items() if o != owner)
+
+    def prune(self) -> None:
+        """Forget the futures of calls that left."""
+        for owner in list(self._owners):
+            live = deque(f for f in self._owners[owner] if not f.done())
+            self._size -= len(self._owners[owner]) - len(live)
+            if live:
+                self._owners[owner] = live
+            else:
+                del self._owners[owner]
+
+
 class Bucket:
     """One limit: its rate (adaptive or fixed), its GCRA, its waiting calls in two lanes."""
 
@@ -218,7 +283,7 @@ class Bucket:
         self._local = Gcra(limit.rate / divisor, max(1.0, limit.burst / divisor))
         self._remote_interval = 1.0 / limit.rate
         self._remote_burst = limit.burst
-        self._lanes: tuple[deque[asyncio.Future[bool]], ...] = (deque(), deque())
+        self._lanes = (Lane(), Lane())
         self._waiting = [0, 0]
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -264,10 +329,11 @@ class Bucket:
             self._sent(now)
         return True
 
-    async def acquire(self, lane: int, latest: float, now: float) -> None:
+    async def acquire(self, lane: int, latest: float, now: float, owner: object = None) -> None:
         """Admit the call by `latest` (loop time: its deadline less the latency reserve), or
         raise RateLimited: at once when the predicted wait does not fit, else when `latest`
-        (or `max_wait`) passes while it waits."""
+        (or `max_wait`) passes while it waits. `owner` (batch lane): the RPC it belongs to,
+        whose calls take turns with other owners' (`Lane`); None: a call of its own."""
         remote = self._remote
         queued = self._waiting[0] + self._waiting[1]
         if queued:
@@ -289,8 +355,8 @@ class Bucket:
                 self._last_free = now
                 self._sent(now)
                 return
-        ahead = self._waiting[INTERACTIVE] if lane == INTERACTIVE else queued
-        predicted = wait + ahead * self._interval()
+        owner = _own(owner)
+        predicted = wait + self._ahead(lane, owner) * self._interval()
         if predicted > latest - now:
             raise self.rejected(DEADLINE, predicted)
         max_wait = self._max_wait
@@ -303,9 +369,16 @@ class Bucket:
             raise self.rejected(MAX_WAIT, predicted)
         if queued >= self._max_queue and (lane == BATCH or not self._displace_batch()):
             raise self.rejected(QUEUE_FULL, predicted)
-        await self._wait(lane, min(latest, now + max_wait), predicted)
+        await self._wait(lane, min(latest, now + max_wait), predicted, owner)
 
-    def hopeless(self, lane: int, latest: float, now: float) -> RateLimited | None:
+    def _ahead(self, lane: int, owner: object) -> int:
+        if lane == INTERACTIVE:
+            return self._waiting[INTERACTIVE]
+        return self._waiting[INTERACTIVE] + self._lanes[BATCH].ahead(owner)
+
+    def hopeless(
+        self, lane: int, latest: float, now: float, owner: object = None
+    ) -> RateLimited | None:
         """A peek, taking nothing: the rejection `acquire` would answer at once (the wait
         for a token cannot fit the deadline, or a standing queue's bound), else None."""
         waiting = self._waiting
@@ -317,7 +390,7 @@ class Bucket:
             wait = interval
         else:
             wait = self._local.next_token(now)
-        predicted = wait + (waiting[INTERACTIVE] if lane == INTERACTIVE else queued) * interval
+        predicted = wait + self._ahead(lane, _own(owner)) * interval
         if predicted <= 0.0:
             return None
         if predicted > latest - now:
@@ -327,15 +400,13 @@ class Bucket:
             return self.rejected(MAX_WAIT, predicted)
         return None
 
-    async def _wait(self, lane: int, latest: float, predicted: float) -> None:
+    async def _wait(self, lane: int, latest: float, predicted: float, owner: object) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         queue = self._lanes[lane]
-        if len(queue) > 2 * self._max_queue:  # drop the futures of calls that left
-            live = [f for f in queue if not f.done()]
-            queue.clear()
-            queue.extend(live)
-        queue.append(future)
+        if len(queue) > 2 * self._max_queue:
+            queue.prune()
+        queue.append(future, owner if lane == BATCH else None)
         self._waiting[lane] += 1
         if self._dispatcher is None:
             self._dispatcher = loop.create_task(self._dispatch())
@@ -444,6 +515,11 @@ class Bucket:
 
 
 _UNSET: Any = object()
+
+
+def _own(owner: object) -> object:
+    """A call without an owner is its own."""
+    return object() if owner is None else owner
 
 
 class Admission:
@@ -638,11 +714,11 @@ async def _acquire(
     recorded: metrics.AdmissionMetrics,
 ) -> None:
     """The slow path: wait for a token (in the call's lane) or be rejected."""
-    chosen = call.metadata.get(PRIORITY_METADATA)
-    if chosen:
-        lane = _BY_NAME.get(chosen.strip().lower(), lane)
+    context = call.context
+    if context.priority is not None:
+        lane = _LANES[context.priority]
     try:
-        await bucket.acquire(lane, call.deadline - latency.reserve(), now)
+        await bucket.acquire(lane, call.deadline - latency.reserve(), now, context)
     except RateLimited as rejected:
         recorded.rejected(rejected.cause).inc()
         raise
@@ -677,12 +753,11 @@ class EarlyShed:
         async def shed(call: Call) -> Message:
             bucket = buckets.get(resource_of(call.params))
             if bucket is not None:
-                lane = default_lane
-                chosen = call.metadata.get(PRIORITY_METADATA)
-                if chosen:
-                    lane = _BY_NAME.get(chosen.strip().lower(), lane)
+                priority = call.context.priority
+                lane = default_lane if priority is None else _LANES[priority]
                 now = asyncio.get_running_loop().time()
-                rejected = bucket.hopeless(lane, call.deadline - latency.reserve(), now)
+                latest = call.deadline - latency.reserve()
+                rejected = bucket.hopeless(lane, latest, now, call.context)
                 if rejected is not None:
                     recorded.rejected(rejected.cause).inc()
                     raise rejected

@@ -178,7 +178,7 @@ class Cache:
 
         async def cached(call: Call) -> Message:
             key = key_of(call.request)
-            if cc.HEADER not in call.metadata:
+            if call.context.cache is None:
                 entry = data.get(key)
                 if entry is not None:
                     now = clock()
@@ -232,8 +232,7 @@ class _OpCache:
 
     async def slow(self, call: Call, key: bytes) -> Message:
         cache, m = self.cache, self.metrics
-        header = call.metadata.get(cc.HEADER)
-        directives = cc.parse(header) if header else cc.NONE
+        directives = call.context.cache or cc.NONE
         if directives.no_store:
             m.bypass += 1
             call.reply_metadata.append(_BYPASS)
@@ -367,7 +366,7 @@ class _OpCache:
         cache.refreshing.add(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cache.cfg.revalidate_timeout_seconds
-        fresh = Call(self.op, call.request, deadline, call.metadata)
+        fresh = call.derive(deadline=deadline)
         cache.start(loop.create_task(self._refresh(key, fresh)))
 
     async def _refresh(self, key: bytes, call: Call) -> None:

@@ -62,7 +62,7 @@ class Coalesce:
                 flight = flights.get(key)
                 joined = flight is not None
                 if flight is None:
-                    shared = Call(op, call.request, call.deadline, call.metadata)
+                    shared = call.derive()
                     task = asyncio.ensure_future(inner(shared))
                     flight = flights[key] = _Flight(shared, task)
                 else:

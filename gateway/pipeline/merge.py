@@ -177,11 +177,8 @@ class _Merger:
         if len(calls) == 1:
             merged = calls[0]
         else:
-            merged = Call(
-                self.op,
-                self._merged_request(batch),
-                max(c.deadline for c in calls),
-                calls[0].metadata,
+            merged = calls[0].derive(
+                request=self._merged_request(batch), deadline=max(c.deadline for c in calls)
             )
             self.metrics.merged += len(calls)
             self.metrics.merged_calls += 1

@@ -353,8 +353,7 @@ class Retry:
         params["maxResults"] = 100
         try:
             for _ in range(MAX_CHECK_PAGES):
-                listing = Call(list_op, list_op.request(), call.deadline, call.metadata)
-                listing._params = dict(params)
+                listing = call.derive(op=list_op, request=list_op.request(), params=dict(params))
                 page = to_aws(await handler(listing))
                 for entry in page.get(check.list_member, ()):
                     if entry.get(check.name_member) == name:

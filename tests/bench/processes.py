@@ -29,6 +29,9 @@ from gateway.demo import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
+#: This checkout's code and generated stubs first (the installed stubs may be another
+#: checkout's, without protos added here).
+PYTHONPATH = os.pathsep.join([str(ROOT), str(ROOT / "clients" / "python" / "src")])
 _STOP_TIMEOUT = 10.0
 #: The gateway resolves credentials through the standard chain, like in production.
 _GATEWAY_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
@@ -81,7 +84,7 @@ class Service:
             self.proc = await asyncio.create_subprocess_exec(
                 *_pinned(self.argv, cpu),
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
+                env={**os.environ, "PYTHONPATH": PYTHONPATH, **self.env},
                 stdin=pipe if self.piped else asyncio.subprocess.DEVNULL,
                 stdout=pipe if self.piped else out,
                 stderr=out if self.piped else asyncio.subprocess.STDOUT,
@@ -270,7 +273,7 @@ async def run_json(argv: list[str], cpu: int | None, budget: float) -> dict[str,
     proc = await asyncio.create_subprocess_exec(
         *_pinned(argv, cpu),
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -18,6 +18,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tests.bench.bench_cache",
     "tests.bench.bench_overload",
     "tests.bench.bench_reject",
+    "tests.bench.bench_batch",
 )
 
 
