@@ -17,6 +17,7 @@ from mlgw_client.contract import parse_reason, wire_strings
 
 from gateway import errors, operations
 from gateway.pipeline import admission, cache, cachecontrol
+from gateway.pipeline import call as pipeline_call
 from gateway.upstream import errors as upstream_errors
 
 GATEWAY = Path(errors.__file__).resolve().parent
@@ -91,7 +92,8 @@ def test_emitted_errors_carry_enum_reasons() -> None:
 def test_the_metadata_keys_the_gateway_uses_are_in_the_contract() -> None:
     request = wire_strings(contract.RequestMetadata.DESCRIPTOR)
     response = wire_strings(contract.ResponseMetadata.DESCRIPTOR)
-    assert {cachecontrol.HEADER, admission.PRIORITY_METADATA, "x-request-id"} <= request
+    read = {cachecontrol.HEADER, pipeline_call.PRIORITY_METADATA, pipeline_call.REQUEST_ID_METADATA}
+    assert read <= request
     sent = {
         cachecontrol.CACHE, cachecontrol.TIER, cachecontrol.AGE, cachecontrol.STALE,
         cachecontrol.COALESCED, cachecontrol.MERGED, errors.STATUS_DETAILS_KEY,

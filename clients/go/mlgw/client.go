@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	"mlgw.internal/go/gen/clientinfo"
+	batchv1 "mlgw.internal/go/gen/mlgw/batch/v1"
 	bedrockv1 "mlgw.internal/go/gen/mlgw/bedrock/v1"
 	contractv1 "mlgw.internal/go/gen/mlgw/contract/v1"
 	jobsv1 "mlgw.internal/go/gen/mlgw/jobs/v1"
@@ -62,6 +63,8 @@ type Client struct {
 	Personalize        personalizev1.PersonalizeServiceClient
 	MachineLearning    machinelearningv1.MachineLearningServiceClient
 	Bedrock            bedrockv1.BedrockServiceClient
+	// Batch has the batch RPCs (per-entry results in request order) and the stream.
+	Batch batchv1.BatchServiceClient
 	// Jobs submits the batch-job creates as google.longrunning operations (see WaitOperation).
 	Jobs jobsv1.JobsServiceClient
 	// Operations is google.longrunning.Operations: the gateway's jobs (see WaitOperation).
@@ -116,6 +119,7 @@ func Dial(addresses []string, opts ...Option) (*Client, error) {
 		Personalize:        personalizev1.NewPersonalizeServiceClient(conn),
 		MachineLearning:    machinelearningv1.NewMachineLearningServiceClient(conn),
 		Bedrock:            bedrockv1.NewBedrockServiceClient(conn),
+		Batch:              batchv1.NewBatchServiceClient(conn),
 		Jobs:               jobsv1.NewJobsServiceClient(conn),
 		Operations:         longrunningpb.NewOperationsClient(conn),
 	}, nil

@@ -17,5 +17,6 @@ export * as personalizeRuntime from "./gen/mlgw/personalize_runtime/v1/personali
 export * as personalize from "./gen/mlgw/personalize/v1/personalize";
 export * as machinelearning from "./gen/mlgw/machinelearning/v1/machinelearning";
 export * as bedrock from "./gen/mlgw/bedrock/v1/bedrock";
+export * as batch from "./gen/mlgw/batch/v1/batch";
 export * as jobs from "./gen/mlgw/jobs/v1/jobs";
 export * as longrunning from "./gen/google/longrunning/operations";

@@ -137,6 +137,10 @@ const (
 	ErrorReason_ERROR_REASON_JOB_CANCELLED ErrorReason = 37
 	// In a done operation's `error`, DEADLINE_EXCEEDED: the backend let the job expire.
 	ErrorReason_ERROR_REASON_JOB_EXPIRED ErrorReason = 38
+	// INVALID_ARGUMENT: a batch RPC or stream message has more entries than `[batch]
+	// max_entries`; refused whole, before any entry runs. BadRequest names the list; metadata
+	// "maxEntries" and "entries". (An entry's own failure is that entry's status, never this.)
+	ErrorReason_ERROR_REASON_BATCH_TOO_LARGE ErrorReason = 39
 )
 
 // Enum value maps for ErrorReason.
@@ -181,6 +185,7 @@ var (
 		36: "ERROR_REASON_JOB_FAILED",
 		37: "ERROR_REASON_JOB_CANCELLED",
 		38: "ERROR_REASON_JOB_EXPIRED",
+		39: "ERROR_REASON_BATCH_TOO_LARGE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                   0,
@@ -222,6 +227,7 @@ var (
 		"ERROR_REASON_JOB_FAILED":                    36,
 		"ERROR_REASON_JOB_CANCELLED":                 37,
 		"ERROR_REASON_JOB_EXPIRED":                   38,
+		"ERROR_REASON_BATCH_TOO_LARGE":               39,
 	}
 )
 
@@ -614,7 +620,7 @@ var File_mlgw_contract_v1_contract_proto protoreflect.FileDescriptor
 
 const file_mlgw_contract_v1_contract_proto_rawDesc = "" +
 	"\n" +
-	"\x1fmlgw/contract/v1/contract.proto\x12\x10mlgw.contract.v1*\x91\v\n" +
+	"\x1fmlgw/contract/v1/contract.proto\x12\x10mlgw.contract.v1*\xb3\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\"\n" +
@@ -655,7 +661,8 @@ const file_mlgw_contract_v1_contract_proto_rawDesc = "" +
 	"\"ERROR_REASON_JOB_STORE_UNAVAILABLE\x10#\x12\x1b\n" +
 	"\x17ERROR_REASON_JOB_FAILED\x10$\x12\x1e\n" +
 	"\x1aERROR_REASON_JOB_CANCELLED\x10%\x12\x1c\n" +
-	"\x18ERROR_REASON_JOB_EXPIRED\x10&*\xc2\x01\n" +
+	"\x18ERROR_REASON_JOB_EXPIRED\x10&\x12 \n" +
+	"\x1cERROR_REASON_BATCH_TOO_LARGE\x10'*\xc2\x01\n" +
 	"\x0fRequestMetadata\x12 \n" +
 	"\x1cREQUEST_METADATA_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eREQUEST_METADATA_CACHE_CONTROL\x10\x01\x12!\n" +

@@ -45,6 +45,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_JOB_FAILED: _ClassVar[ErrorReason]
     ERROR_REASON_JOB_CANCELLED: _ClassVar[ErrorReason]
     ERROR_REASON_JOB_EXPIRED: _ClassVar[ErrorReason]
+    ERROR_REASON_BATCH_TOO_LARGE: _ClassVar[ErrorReason]
 
 class RequestMetadata(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -129,6 +130,7 @@ ERROR_REASON_JOB_STORE_UNAVAILABLE: ErrorReason
 ERROR_REASON_JOB_FAILED: ErrorReason
 ERROR_REASON_JOB_CANCELLED: ErrorReason
 ERROR_REASON_JOB_EXPIRED: ErrorReason
+ERROR_REASON_BATCH_TOO_LARGE: ErrorReason
 REQUEST_METADATA_UNSPECIFIED: RequestMetadata
 REQUEST_METADATA_CACHE_CONTROL: RequestMetadata
 REQUEST_METADATA_X_REQUEST_ID: RequestMetadata

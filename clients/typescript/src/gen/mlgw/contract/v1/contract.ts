@@ -148,6 +148,12 @@ export enum ErrorReason {
   ERROR_REASON_JOB_CANCELLED = 37,
   /** ERROR_REASON_JOB_EXPIRED - In a done operation's `error`, DEADLINE_EXCEEDED: the backend let the job expire. */
   ERROR_REASON_JOB_EXPIRED = 38,
+  /**
+   * ERROR_REASON_BATCH_TOO_LARGE - INVALID_ARGUMENT: a batch RPC or stream message has more entries than `[batch]
+   * max_entries`; refused whole, before any entry runs. BadRequest names the list; metadata
+   * "maxEntries" and "entries". (An entry's own failure is that entry's status, never this.)
+   */
+  ERROR_REASON_BATCH_TOO_LARGE = 39,
   UNRECOGNIZED = -1,
 }
 
@@ -270,6 +276,9 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 38:
     case "ERROR_REASON_JOB_EXPIRED":
       return ErrorReason.ERROR_REASON_JOB_EXPIRED;
+    case 39:
+    case "ERROR_REASON_BATCH_TOO_LARGE":
+      return ErrorReason.ERROR_REASON_BATCH_TOO_LARGE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -357,6 +366,8 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_JOB_CANCELLED";
     case ErrorReason.ERROR_REASON_JOB_EXPIRED:
       return "ERROR_REASON_JOB_EXPIRED";
+    case ErrorReason.ERROR_REASON_BATCH_TOO_LARGE:
+      return "ERROR_REASON_BATCH_TOO_LARGE";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -3,6 +3,7 @@ package internal.mlgw.client;
 import com.google.longrunning.GetOperationRequest;
 import com.google.longrunning.Operation;
 import com.google.longrunning.OperationsGrpc;
+import internal.mlgw.batch.v1.BatchServiceGrpc;
 import internal.mlgw.bedrock.v1.BedrockServiceGrpc;
 import internal.mlgw.contract.v1.Priority;
 import internal.mlgw.jobs.v1.JobsServiceGrpc;
@@ -88,6 +89,16 @@ public final class MlgwClient implements AutoCloseable {
 
   public BedrockServiceGrpc.BedrockServiceBlockingStub bedrock() {
     return BedrockServiceGrpc.newBlockingStub(intercepted);
+  }
+
+  /** The batch RPCs (per-entry results in request order); the stream is on the async stub. */
+  public BatchServiceGrpc.BatchServiceBlockingStub batch() {
+    return BatchServiceGrpc.newBlockingStub(intercepted);
+  }
+
+  /** The batch service's async stub, for StreamRecommendations. */
+  public BatchServiceGrpc.BatchServiceStub batchAsync() {
+    return BatchServiceGrpc.newStub(intercepted);
   }
 
   /** Job submission: each submit returns a google.longrunning.Operation (see waitOperation). */
