@@ -31,6 +31,7 @@ CLIENTS = ROOT / "clients"
 ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/"
 USER, ITEMS = "u-7", ["i3", "i1", "i4", "i2"]
 JAVA_MAIN = "internal.mlgw.example.Example"
+BATCH_AND_STREAM = {"python"}
 LANGUAGES = ["python", "go", "typescript", "java"]
 
 
@@ -84,10 +85,17 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], list[st
 async def _direct(emulator_client: ClientFactory) -> dict[str, Any]:
     runtime = await emulator_client("personalize-runtime")
     recs = await runtime.get_recommendations(campaignArn=ARN + "demo", userId=USER, numResults=5)
+    other = await runtime.get_recommendations(
+        campaignArn=ARN + "demo", userId=USER + "-2", numResults=5
+    )
     ranked = await runtime.get_personalized_ranking(
         campaignArn=ARN + "ranking", userId=USER, inputList=ITEMS
     )
-    return {"recommendations": recs["itemList"], "ranking": ranked["personalizedRanking"]}
+    return {
+        "recommendations": recs["itemList"],
+        "other": other["itemList"],
+        "ranking": ranked["personalizedRanking"],
+    }
 
 
 def _same_items(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
@@ -133,6 +141,13 @@ async def test_example_matches_a_direct_call(
     assert fields["num_results"] == "must be at most 500"
     # The example prints the field details for a person, too.
     assert "invalid field num_results: must be at most 500" in stderr.decode()
+    if language in BATCH_AND_STREAM:
+        assert len(got["batch"]) == 2
+        _same_items(got["batch"][0], want["recommendations"])
+        _same_items(got["batch"][1], want["other"])
+        assert set(got["stream"]) == {"recommendations", "ranking"}
+        _same_items(got["stream"]["recommendations"], want["recommendations"])
+        _same_items(got["stream"]["ranking"], want["ranking"])
     # The job ran to its end through the gateway's operation.
     assert got["job"] == {"jobName": job_name, "status": "ACTIVE"}
 

@@ -1,7 +1,7 @@
 """Call the gateway the way a service would (asyncio): GetRecommendations,
-GetPersonalizedRanking, an invalid request whose field details it prints, and a Personalize
-batch inference job submitted as an operation and waited for. Writes one JSON object to
-stdout (the cross-language tests compare it with a direct AWS call).
+GetPersonalizedRanking, an invalid request whose field details it prints, a batch RPC, the
+stream, and a Personalize batch inference job submitted as an operation and waited for.
+Writes one JSON object to stdout (the cross-language tests compare it with a direct AWS call).
 
     python example.py [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 
@@ -17,7 +17,9 @@ import sys
 import uuid
 from typing import Any
 
+from mlgw.batch.v1 import batch_pb2
 from mlgw.personalize.v1 import personalize_pb2 as personalize
+from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as runtime_pb2
 from mlgw_client import AsyncClient, GatewayError, reason_string
 
 ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
@@ -36,6 +38,11 @@ def _job(name: str) -> personalize.CreateBatchInferenceJobRequest:
         ),
         role_arn="arn:aws:iam::000000000000:role/batch",
     )
+
+
+async def _aiter(messages: list[Any]) -> Any:
+    for message in messages:
+        yield message
 
 
 def _items(items: Any) -> list[dict[str, Any]]:
@@ -73,6 +80,40 @@ async def main(argv: list[str]) -> None:
                     {"field": v.field, "description": v.description} for v in error.field_violations
                 ],
             }
+        # A batch: per-entry results in request order (the second user's too).
+        batch = await client.batch.batch_get_recommendations(
+            requests=[
+                runtime_pb2.GetRecommendationsRequest(
+                    campaign_arn=recommend, user_id=u, num_results=5
+                )
+                for u in (user, user + "-2")
+            ]
+        )
+        out["batch"] = [_items(result.response.item_list) for result in batch.results]
+        # The stream: one message with two entries, answered by id.
+        entries = [
+            batch_pb2.StreamRecommendationsEntry(
+                id="recommendations",
+                get_recommendations=runtime_pb2.GetRecommendationsRequest(
+                    campaign_arn=recommend, user_id=user, num_results=5
+                ),
+            ),
+            batch_pb2.StreamRecommendationsEntry(
+                id="ranking",
+                get_personalized_ranking=runtime_pb2.GetPersonalizedRankingRequest(
+                    campaign_arn=ranking, user_id=user, input_list=items
+                ),
+            ),
+        ]
+        stream: dict[str, Any] = {}
+        messages = [batch_pb2.StreamRecommendationsRequest(entries=entries)]
+        async for message in client.batch.stream_recommendations(_aiter(messages)):
+            for result in message.results:
+                answer = result.get_recommendations.item_list or (
+                    result.get_personalized_ranking.personalized_ranking
+                )
+                stream[result.id] = _items(answer)
+        out["stream"] = stream
         # A job: submitted at once as a google.longrunning operation, then waited for.
         submitted = await client.jobs.submit_batch_inference_job(
             request=_job(job_name), request_id=str(uuid.uuid4())
