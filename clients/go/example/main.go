@@ -1,6 +1,6 @@
 // Command example calls the gateway the way a service would: GetRecommendations,
-// GetPersonalizedRanking, an invalid request whose field details it prints, and a Personalize
-// batch inference job submitted as an operation and waited for. It writes one JSON object to
+// GetPersonalizedRanking, an invalid request whose field details it prints, a batch RPC, the
+// stream, and a Personalize batch inference job submitted as an operation and waited for. It writes one JSON object to
 // stdout (the cross-language tests compare it with a direct AWS call).
 //
 //	go run ./example [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/proto"
 
+	batchv1 "mlgw.internal/go/gen/mlgw/batch/v1"
 	jobsv1 "mlgw.internal/go/gen/mlgw/jobs/v1"
 	personalizev1 "mlgw.internal/go/gen/mlgw/personalize/v1"
 	runtimev1 "mlgw.internal/go/gen/mlgw/personalize_runtime/v1"
@@ -50,10 +52,61 @@ type job struct {
 }
 
 type output struct {
-	Recommendations []item  `json:"recommendations"`
-	Ranking         []item  `json:"ranking"`
-	Error           failure `json:"error"`
-	Job             job     `json:"job"`
+	Recommendations []item            `json:"recommendations"`
+	Ranking         []item            `json:"ranking"`
+	Error           failure           `json:"error"`
+	Batch           [][]item          `json:"batch"`
+	Stream          map[string][]item `json:"stream"`
+	Job             job               `json:"job"`
+}
+
+// batchAndStream calls BatchGetRecommendations for two users, then the stream with one
+// message of two entries, answered by id.
+func batchAndStream(ctx context.Context, client *mlgw.Client, out *output, recommend, ranking, user string, inputs []string) error {
+	recs := func(u string) *runtimev1.GetRecommendationsRequest {
+		return &runtimev1.GetRecommendationsRequest{CampaignArn: proto.String(recommend), UserId: proto.String(u), NumResults: proto.Int32(5)}
+	}
+	batch, err := client.Batch.BatchGetRecommendations(ctx, &batchv1.BatchGetRecommendationsRequest{
+		Requests: []*runtimev1.GetRecommendationsRequest{recs(user), recs(user + "-2")},
+	})
+	if err != nil {
+		return err
+	}
+	for _, result := range batch.GetResults() {
+		out.Batch = append(out.Batch, items(result.GetResponse().GetItemList()))
+	}
+	stream, err := client.Batch.StreamRecommendations(ctx)
+	if err != nil {
+		return err
+	}
+	err = stream.Send(&batchv1.StreamRecommendationsRequest{Entries: []*batchv1.StreamRecommendationsEntry{
+		{Id: "recommendations", Request: &batchv1.StreamRecommendationsEntry_GetRecommendations{GetRecommendations: recs(user)}},
+		{Id: "ranking", Request: &batchv1.StreamRecommendationsEntry_GetPersonalizedRanking{
+			GetPersonalizedRanking: &runtimev1.GetPersonalizedRankingRequest{CampaignArn: ranking, UserId: user, InputList: inputs}}},
+	}})
+	if err != nil {
+		return err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return err
+	}
+	out.Stream = map[string][]item{}
+	for {
+		message, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, r := range message.GetResults() {
+			if r.GetGetRecommendations() != nil {
+				out.Stream[r.GetId()] = items(r.GetGetRecommendations().GetItemList())
+			} else {
+				out.Stream[r.GetId()] = items(r.GetGetPersonalizedRanking().GetPersonalizedRanking())
+			}
+		}
+	}
 }
 
 const account = "arn:aws:personalize:us-east-1:000000000000"
@@ -152,6 +205,9 @@ func run() error {
 	for _, v := range gwErr.FieldViolations {
 		out.Error.FieldViolations = append(out.Error.FieldViolations, violation{v.Field, v.Description})
 		fmt.Fprintf(os.Stderr, "invalid field %s: %s\n", v.Field, v.Description)
+	}
+	if err := batchAndStream(ctx, client, &out, recommend, ranking, user, inputs); err != nil {
+		return err
 	}
 	if out.Job, err = submitJob(ctx, client, jobName); err != nil {
 		return err
