@@ -31,7 +31,7 @@ CLIENTS = ROOT / "clients"
 ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/"
 USER, ITEMS = "u-7", ["i3", "i1", "i4", "i2"]
 JAVA_MAIN = "internal.mlgw.example.Example"
-BATCH_AND_STREAM = {"python", "go"}
+BATCH_AND_STREAM = {"python", "go", "typescript"}
 LANGUAGES = ["python", "go", "typescript", "java"]
 
 

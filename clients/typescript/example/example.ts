@@ -1,6 +1,6 @@
 // Call the gateway the way a service would: GetRecommendations, GetPersonalizedRanking, an
-// invalid request whose field details it prints, and a Personalize batch inference job submitted
-// as an operation and waited for. Writes one JSON object to stdout (the cross-language tests
+// invalid request whose field details it prints, a batch RPC, the stream, and a Personalize batch
+// inference job submitted as an operation and waited for. Writes one JSON object to stdout (the cross-language tests
 // compare it with a direct AWS call).
 //
 //   node dist/example/example.js [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
@@ -8,10 +8,33 @@
 // ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
 import { randomUUID } from "node:crypto";
 
-import { Connection, GatewayError, jobs, personalize, personalizeRuntime, reasonString } from "../src";
+import { batch, Connection, GatewayError, jobs, personalize, personalizeRuntime, reasonString } from "../src";
 
 const ACCOUNT = "arn:aws:personalize:us-east-1:000000000000";
 const ARN = `${ACCOUNT}:campaign/`;
+
+/** BatchGetRecommendations for two users, then the stream: one message of two entries. */
+async function batchAndStream(connection: Connection, recommend: string, ranking: string, user: string, inputs: string[]) {
+  const service = connection.service(batch.BatchServiceService);
+  const recs = (userId: string) => ({ campaignArn: recommend, userId, numResults: 5 });
+  const answers = await service.batchGetRecommendations({ requests: [recs(user), recs(`${user}-2`)] });
+  const batched = (answers.results ?? []).map((result) => items(result.response?.itemList));
+  const stream: Record<string, ReturnType<typeof items>> = {};
+  const messages = [
+    {
+      entries: [
+        { id: "recommendations", getRecommendations: recs(user) },
+        { id: "ranking", getPersonalizedRanking: { campaignArn: ranking, userId: user, inputList: inputs } },
+      ],
+    },
+  ];
+  for await (const message of service.streamRecommendations(messages)) {
+    for (const result of message.results ?? []) {
+      stream[result.id ?? ""] = items(result.getRecommendations?.itemList ?? result.getPersonalizedRanking?.personalizedRanking);
+    }
+  }
+  return { batch: batched, stream };
+}
 
 /** Submit a batch inference job, then wait for its operation. */
 async function submitJob(connection: Connection, jobName: string) {
@@ -64,6 +87,7 @@ async function main(args: string[]): Promise<void> {
       recommendations: items(recs.itemList),
       ranking: items(ranked.personalizedRanking),
       error: { code: error.codeName, reason: reasonString(error.reason), fieldViolations: error.fieldViolations },
+      ...(await batchAndStream(connection, recommend, ranking, user, inputs.split(","))),
       job: await submitJob(connection, jobName),
     };
     console.log(JSON.stringify(out));
