@@ -1,7 +1,7 @@
 // Call the gateway the way a service would: GetRecommendations, GetPersonalizedRanking, an
 // invalid request whose field details it prints, a batch RPC, the stream, and a Personalize batch
-// inference job submitted as an operation and waited for. Writes one JSON object to stdout (the cross-language tests
-// compare it with a direct AWS call).
+// inference job submitted as an operation and waited for. Writes one JSON object to stdout (the
+// cross-language tests compare it with a direct AWS call).
 //
 //   node dist/example/example.js [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 //
