@@ -1,6 +1,14 @@
 package internal.mlgw.example;
 
 import com.google.longrunning.Operation;
+import internal.mlgw.batch.v1.BatchGetRecommendationsRequest;
+import internal.mlgw.batch.v1.BatchGetRecommendationsResponse;
+import internal.mlgw.batch.v1.GetRecommendationsResult;
+import internal.mlgw.batch.v1.StreamRecommendationsEntry;
+import internal.mlgw.batch.v1.StreamRecommendationsRequest;
+import internal.mlgw.batch.v1.StreamRecommendationsResponse;
+import internal.mlgw.batch.v1.StreamRecommendationsResult;
+import io.grpc.stub.StreamObserver;
 import internal.mlgw.client.Contract;
 import internal.mlgw.client.GatewayException;
 import internal.mlgw.client.MlgwClient;
@@ -21,11 +29,14 @@ import java.time.Duration;
 import java.util.List;
 import java.util.StringJoiner;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Calls the gateway the way a service would: GetRecommendations (blocking stub),
- * GetPersonalizedRanking (future stub), an invalid request whose field details it prints, and a
- * Personalize batch inference job submitted as an operation and waited for. Writes one JSON
+ * GetPersonalizedRanking (future stub), an invalid request whose field details it prints, a batch
+ * RPC, the bidi stream, and a Personalize batch inference job submitted as an operation and
+ * waited for. Writes one JSON
  * object to stdout (the cross-language tests compare it with a direct AWS call).
  *
  * <pre>java internal.mlgw.example.Example [ADDRESSES [RECOMMEND [RANKING [USER [ITEMS [JOB]]]]]]</pre>
@@ -35,6 +46,84 @@ import java.util.UUID;
 public final class Example {
   private static final String ACCOUNT = "arn:aws:personalize:us-east-1:000000000000";
   private static final String ARN = ACCOUNT + ":campaign/";
+
+  private static GetRecommendationsRequest recs(String campaign, String user) {
+    return GetRecommendationsRequest.newBuilder()
+        .setCampaignArn(campaign)
+        .setUserId(user)
+        .setNumResults(5)
+        .build();
+  }
+
+  /** BatchGetRecommendations for two users: per-entry results in request order. */
+  private static String batch(MlgwClient client, String campaign, String user) {
+    BatchGetRecommendationsResponse answer =
+        MlgwClient.call(
+            () ->
+                client
+                    .batch()
+                    .batchGetRecommendations(
+                        BatchGetRecommendationsRequest.newBuilder()
+                            .addRequests(recs(campaign, user))
+                            .addRequests(recs(campaign, user + "-2"))
+                            .build()));
+    StringJoiner out = new StringJoiner(",", "[", "]");
+    for (GetRecommendationsResult result : answer.getResultsList()) {
+      out.add(items(result.getResponse().getItemListList()));
+    }
+    return out.toString();
+  }
+
+  /** The bidi stream: one message of two entries, answered by id. */
+  private static String stream(
+      MlgwClient client, String campaign, String ranking, String user, List<String> inputs)
+      throws Exception {
+    CompletableFuture<String> finished = new CompletableFuture<>();
+    StringJoiner out = new StringJoiner(",", "{", "}");
+    StreamObserver<StreamRecommendationsRequest> requests =
+        client
+            .batchAsync()
+            .streamRecommendations(
+                new StreamObserver<>() {
+                  @Override
+                  public void onNext(StreamRecommendationsResponse message) {
+                    for (StreamRecommendationsResult r : message.getResultsList()) {
+                      List<PredictedItem> list =
+                          r.hasGetRecommendations()
+                              ? r.getGetRecommendations().getItemListList()
+                              : r.getGetPersonalizedRanking().getPersonalizedRankingList();
+                      out.add(quote(r.getId()) + ":" + items(list));
+                    }
+                  }
+
+                  @Override
+                  public void onError(Throwable error) {
+                    finished.completeExceptionally(GatewayException.from(error));
+                  }
+
+                  @Override
+                  public void onCompleted() {
+                    finished.complete(out.toString());
+                  }
+                });
+    requests.onNext(
+        StreamRecommendationsRequest.newBuilder()
+            .addEntries(
+                StreamRecommendationsEntry.newBuilder()
+                    .setId("recommendations")
+                    .setGetRecommendations(recs(campaign, user)))
+            .addEntries(
+                StreamRecommendationsEntry.newBuilder()
+                    .setId("ranking")
+                    .setGetPersonalizedRanking(
+                        GetPersonalizedRankingRequest.newBuilder()
+                            .setCampaignArn(ranking)
+                            .setUserId(user)
+                            .addAllInputList(inputs)))
+            .build());
+    requests.onCompleted();
+    return finished.get(60, TimeUnit.SECONDS);
+  }
 
   /** Submit a batch inference job, wait for its operation, and describe the finished job. */
   private static String submitJob(MlgwClient client, String name) throws Exception {
@@ -141,6 +230,8 @@ public final class Example {
               + ",\"error\":{\"code\":" + quote(error.code().name())
               + ",\"reason\":" + quote(Contract.reasonString(error.reason()))
               + ",\"fieldViolations\":" + violations + "}"
+              + ",\"batch\":" + batch(client, arg(args, 1, ARN + "demo"), user)
+              + ",\"stream\":" + stream(client, arg(args, 1, ARN + "demo"), arg(args, 2, ARN + "ranking"), user, List.of(arg(args, 4, "i1,i2,i3").split(",")))
               + ",\"job\":" + submitJob(client, arg(args, 5, "example-" + UUID.randomUUID().toString().substring(0, 8)))
               + "}");
     }
