@@ -77,6 +77,16 @@ class CoalesceConfig:
     """`[coalesce]`: identical requests in flight share one upstream call."""
 
     enabled: bool = True
+    #: With the shared tier on, across replicas too: a miss takes a short Redis lease on
+    #: its key; identical misses on other replicas wait for the holder's answer in Redis.
+    across_replicas: bool = True
+    #: A lease lasts the holder's deadline, at most this long (a holder that died frees
+    #: its key by then).
+    lease_max_seconds: Seconds = 5.0
+    #: How often a waiting replica looks for the answer (first poll; then x1.5, <= 50 ms).
+    lease_poll_seconds: Seconds = 0.005
+    #: A waiter stops waiting this long before its own deadline and calls the upstream.
+    lease_fallback_seconds: ZeroOrSeconds = 0.1
 
 
 @settings
@@ -89,15 +99,44 @@ class MergeConfig:
 
 @settings
 class RedisConfig:
-    """`[redis]`: the connection the shared cache tier uses (one client per process)."""
+    """`[redis]`: how every process reaches Redis (`gateway/redis.py`): one node, TLS,
+    Sentinel or Cluster; and the failure policy all its users share."""
 
-    #: e.g. "redis://127.0.0.1:6379/0"; empty: no Redis, the cache is in-process only.
+    #: e.g. "redis://127.0.0.1:6379/0", "rediss://user@redis:6380/0", "unix:///run/r.sock";
+    #: empty: no Redis, the cache is in-process only. With `sentinels` the URL gives the
+    #: credentials, TLS and database only; with `cluster` it names any one node.
     #: repr=False: a URL may carry a password, so it is never printed (nor in errors).
     url: RedisUrl = field(default="", repr=False)
-    #: Every command's bound: a slower Redis counts as a miss, never as added latency.
+    #: An ACL user (overrides the URL's); the password is read from `password_file`.
+    username: str = ""
+    #: A file holding the password (a mounted Kubernetes Secret); overrides the URL's.
+    password_file: str = ""
+    #: With rediss://: the CA bundle to verify Redis by, and a client certificate and key.
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    #: Sentinel: "host:port" of each sentinel, and the name of the master they watch.
+    sentinels: list[str] = field(default_factory=list)
+    sentinel_master: str = "mymaster"
+    #: Redis Cluster: follow MOVED/ASK redirections; keys of one script share a hash slot.
+    cluster: bool = False
+    #: How long a cache lookup waits: a slower Redis counts as a miss, never added latency.
     timeout_seconds: Seconds = 0.01
     connect_timeout_seconds: Seconds = 0.05
+    #: A command unanswered this long (the process's own loop being on time) means Redis
+    #: is down; a reply later than `timeout_seconds` but sooner than this is Redis alive.
+    unresponsive_seconds: Seconds = 0.5
     #: After a failure Redis is not asked again for this long (a dead Redis costs ~nothing).
     failure_cooldown_seconds: ZeroOrSeconds = 5.0
     #: Commands in flight at once; beyond it a lookup is a miss instead of a queue.
     max_connections: Count = 64
+
+    @model_validator(mode="after")
+    def _sentinel_addresses(self) -> RedisConfig:
+        for i, address in enumerate(self.sentinels):
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise invalid(f"sentinels.{i}", address, 'must be "host:port"')
+        if self.sentinels and self.cluster:
+            raise invalid("cluster", True, "cannot be combined with sentinels")
+        return self

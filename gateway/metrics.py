@@ -120,7 +120,8 @@ CACHE_EVICTIONS = Counter(
 )  # fmt: skip
 CACHE_SHARED_FAILURES = Counter(
     "mlgw_cache_shared_failures",
-    "Shared tier (Redis) commands that failed or timed out (each starts a cooldown), by kind.",
+    "Shared tier (Redis) commands that failed (error: starts a cooldown) or that a caller "
+    "stopped waiting for (timeout: a miss, not a verdict on Redis), by kind.",
     ["kind"], registry=REGISTRY,
 )  # fmt: skip
 CACHE_SHARED_SKIPPED = Counter(

@@ -12,7 +12,6 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from redis.asyncio import Redis
 
 from gateway import metrics
 from gateway.config import Config, ServerConfig
@@ -24,10 +23,12 @@ from gateway.pipeline.budget import Budget
 from gateway.pipeline.cache import Cache
 from gateway.pipeline.coalesce import Coalesce
 from gateway.pipeline.global_limits import SharedBuckets, open_shared_buckets
+from gateway.pipeline.lease import Lease
 from gateway.pipeline.merge import Merge
 from gateway.pipeline.overload import Overload
-from gateway.pipeline.shared import SharedTier, open_redis
+from gateway.pipeline.shared import SharedTier
 from gateway.pipeline.validate import Precheck, Validate
+from gateway.redis import RedisClient, open_redis
 from gateway.services import (
     BATCH_SERVICE,
     Capacity,
@@ -88,7 +89,7 @@ class Gateway:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         # -- caching: the Redis client of the shared cache tier (when [redis] url is set) --
-        self._redis: Redis | None = None
+        self._redis: RedisClient | None = None
         # -- rate limits and overload: the shared buckets' Redis (own pool), the stages --
         self._shared_limits: SharedBuckets | None = None
         self.overload: Overload | None = None
@@ -116,7 +117,9 @@ class Gateway:
         # -- the budget: below here a call becomes upstream work, which needs time to fit.
         budget = Budget(cfg.upstream.min_upstream_budget_seconds)
         return [
-            Precheck(), cache, Validate(), budget, Coalesce(cfg.coalesce), self.overload.early,
+            Precheck(), cache, Validate(), budget, Coalesce(cfg.coalesce),
+            # One replica calls the upstream for a key; the others wait for it in Redis.
+            Lease(shared, cfg.cache, cfg.coalesce), self.overload.early,
             Merge(cfg.merge),
             *self.overload.stages,
         ]  # fmt: skip
@@ -127,7 +130,7 @@ class Gateway:
             cfg.upstream, {op.upstream for op in self.operations}, self._stack, self._credentials
         )
         self._redis = await open_redis(cfg.redis, self._stack)
-        self._shared_limits = await open_shared_buckets(cfg.redis.url, cfg.limits, self._stack)
+        self._shared_limits = await open_shared_buckets(cfg.redis, cfg.limits, self._stack)
         upstream = Upstream(clients, fast_path=cfg.upstream.fast_path)
         stages = self.stages()
         if self.overload is not None:  # create checks list jobs through their own attempt path

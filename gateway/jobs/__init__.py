@@ -35,7 +35,7 @@ async def open_store(cfg: JobsConfig, redis: RedisConfig) -> JobStore:
     if redis.url:
         from gateway.jobs.redis_store import RedisStore
 
-        return await RedisStore.open(redis.url, cfg.store_timeout_seconds, cfg.key_prefix)
+        return await RedisStore.open(redis, cfg.store_timeout_seconds, cfg.key_prefix)
     return SqliteStore(cfg.state_dir)
 
 

@@ -2,9 +2,10 @@
 
 Each multi-key change is one Lua script, so it is atomic: inserting an operation and its
 request_id, a compare-and-set of the phase together with the queue index, taking a lease.
-Keys (under `mlgw:jobs:`): `op:<name>` (the record's JSON), `rid:<request_id>` (its name),
-`all` (sorted set name -> seq), `queue:<backend>` (names QUEUED or SUBMITTING, by seq),
-`unfinished` (sorted set), `lease:<key>`, `seq` (the counter).
+Keys (under `mlgw:jobs:{jobs}:`: one hash tag, so a Redis Cluster keeps them in one slot):
+`op:<name>` (the record's JSON), `rid:<request_id>` (its name), `all` (sorted set name ->
+seq), `queue:<backend>` (names QUEUED or SUBMITTING, by seq), `unfinished` (sorted set),
+`lease:<key>`, `seq` (the counter).
 
 The guarantees hold as long as Redis keeps what it acknowledged: run it with AOF
 (`appendonly yes`, `appendfsync everysec` or `always`) and no eviction of these keys
@@ -18,19 +19,21 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.cache_config import RedisConfig
 from gateway.jobs import errors
 from gateway.jobs.record import IN_QUEUE, JobRecord, Phase
+from gateway.redis import RedisClient, connect
 
 log = logging.getLogger("gateway.jobs")
 
 PREFIX = "mlgw:jobs:"
 
-# KEYS: op, rid ("" for none), all, queue, unfinished, seq. ARGV: name, json, op key prefix.
+# KEYS: op, rid, all, queue, unfinished, seq. ARGV: name, json, op key prefix, "1" when the
+# record has a request_id (without one, KEYS[2] is a placeholder in the same hash slot).
 _CREATE = """
-if KEYS[2] ~= '' then
+if ARGV[4] == '1' then
   local known = redis.call('GET', KEYS[2])
   if known then return {0, redis.call('GET', ARGV[3] .. known)} end
 end
@@ -39,7 +42,7 @@ local seq = redis.call('INCR', KEYS[6])
 -- so this is the member): patched as text, the rest stays byte for byte what Python wrote.
 local text = string.gsub(ARGV[2], '"seq":0,', '"seq":' .. seq .. ',', 1)
 redis.call('SET', KEYS[1], text)
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1]) end
+if ARGV[4] == '1' then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('ZADD', KEYS[4], seq, ARGV[1])
 redis.call('ZADD', KEYS[5], seq, ARGV[1])
@@ -84,31 +87,40 @@ _CHUNK = 500
 
 
 class RedisStore:
-    def __init__(self, client: Redis, prefix: str = PREFIX) -> None:
+    def __init__(
+        self, client: RedisClient, prefix: str = PREFIX, command_seconds: float = 2.0
+    ) -> None:
         self._redis = client
-        self._p = prefix
+        # Every script touches several of these keys: in a Redis Cluster they must share a
+        # hash slot, so the keys carry one hash tag (a prefix with its own tag keeps it).
+        self._p = prefix if "{" in prefix else f"{prefix}{{jobs}}:"
+        self._seconds = command_seconds
         self._create = client.register_script(_CREATE)
         self._save = client.register_script(_SAVE)
         self._lease = client.register_script(_LEASE)
         self._release = client.register_script(_RELEASE)
 
     @classmethod
-    async def open(cls, url: str, command_seconds: float, prefix: str = PREFIX) -> RedisStore:
-        client = Redis.from_url(
-            url, socket_timeout=command_seconds, socket_connect_timeout=command_seconds
-        )
-        store = cls(client, prefix)
+    async def open(
+        cls, cfg: RedisConfig, command_seconds: float, prefix: str = PREFIX
+    ) -> RedisStore:
+        """Through the one Redis module (`gateway/redis.py`): the same URL forms, TLS,
+        credentials, Sentinel and Cluster as the cache tier and the limits."""
+        store = cls(connect(cfg), prefix, command_seconds)
         await store.warn_if_volatile()
         return store
 
     async def warn_if_volatile(self) -> None:
         """The queue's guarantees need Redis to keep acknowledged writes across restarts."""
         try:
-            info: dict[str, Any] = await self._redis.info("persistence")
+            async with asyncio.timeout(self._seconds):
+                info: dict[str, Any] = await self._redis.info("persistence")
         except _FAILURES:
             log.warning("redis is not answering: job operations fail until it does")
             return
-        if not int(info.get("aof_enabled", 0)):
+        # A cluster client answers per node ({node: section}); every master must keep AOF.
+        sections = [v for v in info.values() if isinstance(v, dict)] or [info]
+        if not all(int(section.get("aof_enabled", 0)) for section in sections):
             log.warning(
                 "redis persistence is off (appendonly no): a Redis restart loses queued jobs "
                 "and operations; set appendonly yes (README, Batch jobs as long-running "
@@ -120,7 +132,8 @@ class RedisStore:
 
     async def _run(self, work: Any) -> Any:
         try:
-            return await work
+            async with asyncio.timeout(self._seconds):
+                return await work
         except _FAILURES:
             raise errors.store_unavailable() from None
 
@@ -128,14 +141,22 @@ class RedisStore:
         record.seq = 0  # the script assigns it
         keys = [
             self._k("op", record.name),
-            self._k("rid", record.request_id) if record.request_id else "",
+            self._k("rid", record.request_id) if record.request_id else self._k("no-rid"),
             self._k("all"),
             self._k("queue", record.backend),
             self._k("unfinished"),
             self._k("seq"),
         ]
         made, text = await self._run(
-            self._create(keys=keys, args=[record.name, record.to_json(), self._k("op", "")])
+            self._create(
+                keys=keys,
+                args=[
+                    record.name,
+                    record.to_json(),
+                    self._k("op", ""),
+                    int(bool(record.request_id)),
+                ],
+            )
         )
         return JobRecord.from_json(text), bool(made)
 

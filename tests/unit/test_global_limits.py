@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway import metrics
+from gateway.cache_config import RedisConfig
 from gateway.limits_config import Limit, LimitsConfig
 from gateway.pipeline.admission import INTERACTIVE, Bucket
 from gateway.pipeline.global_limits import SharedBuckets, open_shared_buckets
@@ -27,7 +28,7 @@ async def shared() -> AsyncIterator[tuple[SharedBuckets, str]]:
     prefix = f"mlgw:test:limits:{uuid.uuid4().hex}:"
     async with AsyncExitStack() as stack:
         buckets = await open_shared_buckets(
-            REDIS_URL, LimitsConfig(redis_timeout_seconds=0.5), stack
+            RedisConfig(url=REDIS_URL), LimitsConfig(redis_timeout_seconds=0.5), stack
         )
         assert buckets is not None
         yield buckets, prefix
@@ -90,7 +91,9 @@ async def test_a_dead_redis_means_the_local_share_logged_once(
     caplog.set_level(logging.WARNING, logger="gateway.limits")
     cfg = LimitsConfig(redis_timeout_seconds=0.05, redis_cooldown_seconds=60)
     async with AsyncExitStack() as stack:
-        buckets = await open_shared_buckets(f"redis://127.0.0.1:{dead_port()}/0", cfg, stack)
+        buckets = await open_shared_buckets(
+            RedisConfig(url=f"redis://127.0.0.1:{dead_port()}/0"), cfg, stack
+        )
         assert buckets is not None
         loop = asyncio.get_running_loop()
         assert buckets.down
@@ -113,8 +116,8 @@ async def test_redis_is_asked_again_after_the_cooldown_and_recovery_is_logged(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.limits")
     buckets, prefix = shared
-    buckets._cooldown = 0.0
-    buckets.failed(TimeoutError())
+    buckets.link._cooldown = 0.0
+    buckets.link.failed(TimeoutError())
     assert buckets.down
     assert metrics.LIMITS_SHARED_FALLBACK._value.get() == 1
     assert await buckets.take(prefix + "r", 0.1, 1.0, 1) is not None

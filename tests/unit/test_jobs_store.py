@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cache_config import RedisConfig
 from gateway.jobs.record import JobRecord, Phase
 from gateway.jobs.redis_store import RedisStore
 from gateway.jobs.store import JobStore, SqliteStore
@@ -23,7 +24,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await made.aclose()
         return
     prefix = f"test:jobs:{uuid.uuid4().hex}:"
-    made = await RedisStore.open(REDIS_URL, 2.0, prefix)
+    made = await RedisStore.open(RedisConfig(url=REDIS_URL), 2.0, prefix)
     yield made
     await made.aclose()
     await drop_keys(prefix)
