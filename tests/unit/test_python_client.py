@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from mlgw.contract.v1 import contract_pb2 as contract
 from mlgw_client import Client, ErrorReason, from_rpc_error, service_config, target
 
 from gateway.operations import OPERATIONS
+from tests.certs import write_server_certificates
 
 
 class FakeRpcError(grpc.RpcError):
@@ -181,21 +181,9 @@ async def test_the_service_config_retries_unavailable_for_idempotent_rpcs_only()
         await server.stop(0)
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 def _certificates(folder: Path) -> dict[str, bytes]:
-    """A CA, a server certificate for localhost / 127.0.0.1 and a client certificate (PEM)."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-             "-keyout", "ca.key", "-out", "ca.pem", cwd=folder)  # fmt: skip
-    for name, san in (("server", "DNS:localhost,IP:127.0.0.1"), ("client", "DNS:client")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)  # fmt: skip
-        (folder / f"{name}.ext").write_text(f"subjectAltName={san}\n")
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext",
-                 "-out", f"{name}.pem", cwd=folder)  # fmt: skip
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (PEM), by file name."""
+    write_server_certificates(folder, client=True)
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
@@ -220,20 +208,20 @@ async def test_tls_and_mtls(tmp_path: Path) -> None:
         ]
     )
     credentials = grpc.ssl_server_credentials(
-        [(pem["server.key"], pem["server.pem"])],
-        root_certificates=pem["ca.pem"],
+        [(pem["server.key"], pem["server.crt"])],
+        root_certificates=pem["ca.crt"],
         require_client_auth=True,
     )
     port = server.add_secure_port("127.0.0.1:0", credentials)
     await server.start()
     try:
-        mtls = Tls(pem["ca.pem"], pem["client.pem"], pem["client.key"], server_name="localhost")
+        mtls = Tls(pem["ca.crt"], pem["client.crt"], pem["client.key"], server_name="127.0.0.1")
         async with AsyncClient(f"127.0.0.1:{port}", tls=mtls, api_key="k") as client:
             got = await client.personalize_runtime.get_recommendations(user_id="u-1")
         assert got.recommendation_id == "tls"
         assert seen == ["Bearer k"]
         # Without a client certificate the server refuses the handshake.
-        async with AsyncClient(f"127.0.0.1:{port}", tls=Tls(pem["ca.pem"]), timeout=5) as client:
+        async with AsyncClient(f"127.0.0.1:{port}", tls=Tls(pem["ca.crt"]), timeout=5) as client:
             with pytest.raises(GatewayError) as caught:
                 await client.personalize_runtime.get_recommendations(user_id="u-1")
         assert caught.value.code is grpc.StatusCode.UNAVAILABLE
