@@ -24,8 +24,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def write_server_certificates(directory: Path, ip: str = "127.0.0.1") -> None:
-    """`ca.crt` (a fresh CA, valid a day) and `server.crt` / `server.key` for `ip`."""
+def write_server_certificates(directory: Path, ip: str = "127.0.0.1", client: bool = False) -> None:
+    """`ca.crt` (a fresh CA, valid a day) and `server.crt` / `server.key` for `ip`; with
+    `client`, also `client.crt` / `client.key` (signed by the same CA) for mTLS."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -54,6 +55,20 @@ def write_server_certificates(directory: Path, ip: str = "127.0.0.1") -> None:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    if client:
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        client_cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("mlgw-test-client"))
+            .issuer_name(ca.subject)
+            .public_key(client_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(ca_key, hashes.SHA256())
+        )
+        (directory / "client.crt").write_bytes(client_cert.public_bytes(serialization.Encoding.PEM))
+        (directory / "client.key").write_bytes(_pem_key(client_key))
     (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (directory / "server.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
     (directory / "server.key").write_bytes(_pem_key(key))

@@ -41,12 +41,14 @@ def gateway_config(
     server: dict[str, Any] | None = None,
     upstream: dict[str, Any] | None = None,
     metrics_port: int = 0,
+    jobs: dict[str, Any] | None = None,
 ) -> Config:
     return Config.from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0, "grace_seconds": 5.0, **(server or {})},
             "metrics": {"host": "127.0.0.1", "port": metrics_port},
             "upstream": {"endpoint_url": endpoint_url, "region": "us-east-1", **(upstream or {})},
+            **({"jobs": jobs} if jobs is not None else {}),
         }
     )
 

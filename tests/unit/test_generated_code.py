@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from google.protobuf.internal import api_implementation
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "clients" / "generate.py"
-COMMITTED = ROOT / "clients" / "python" / "src"
-PACKAGE = "mlgw"
+PROTOS = ROOT / "protos"
+# clients/generate.py, for the trees it owns by language (loaded by path: clients/ is no package).
+_spec = importlib.util.spec_from_file_location("generate", GENERATOR)
+assert _spec is not None
+assert _spec.loader is not None
+generate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -19,32 +27,53 @@ def _tree(root: Path) -> dict[str, bytes]:
     # to it; bytecode is not generated output, so it is not compared.
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
-        for path in (root / PACKAGE).rglob("*")
+        for path in root.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     }
 
 
-def test_committed_generated_code_matches_protos(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    languages = [arg for language in generate.COMMITTED for arg in ("--lang", language)]
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--out", str(tmp_path)],
+        [sys.executable, str(GENERATOR), "--out", str(out), *languages],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, f"clients/generate.py failed:\n{result.stdout}{result.stderr}"
+    return out
 
-    fresh, committed = _tree(tmp_path), _tree(COMMITTED)
-    problems = [f"  missing:  {name}" for name in sorted(fresh.keys() - committed.keys())]
-    problems += [f"  stale:    {name}" for name in sorted(committed.keys() - fresh.keys())]
+
+@pytest.mark.parametrize("language", generate.COMMITTED)
+def test_committed_generated_code_matches_protos(fresh: Path, language: str) -> None:
+    tree = generate.OUTPUTS[language]
+    new, committed = _tree(fresh / tree), _tree(ROOT / tree)
+    assert new, f"the generator wrote nothing for {language}"
+    problems = [f"  missing:  {name}" for name in sorted(new.keys() - committed.keys())]
+    problems += [f"  stale:    {name}" for name in sorted(committed.keys() - new.keys())]
     problems += [
         f"  outdated: {name}"
-        for name in sorted(fresh.keys() & committed.keys())
-        if fresh[name] != committed[name]
+        for name in sorted(new.keys() & committed.keys())
+        if new[name] != committed[name]
     ]
     assert not problems, (
-        f"{COMMITTED.relative_to(ROOT)}/{PACKAGE} does not match protos/; "
-        "run `make protos` and commit the result:\n" + "\n".join(problems)
+        f"{tree} does not match protos/; run `make protos` and commit the result:\n"
+        + "\n".join(problems)
     )
+
+
+def _ts_proto_options(template: str) -> list[str]:
+    text = (PROTOS / template).read_text()
+    block = text.split("protoc-gen-ts_proto", 1)[1]
+    return re.findall(r"^\s+- (\w+=\S+)$", block, flags=re.MULTILINE)
+
+
+def test_typescript_googleapis_code_uses_the_same_options() -> None:
+    options = _ts_proto_options("buf.gen.yaml")
+    assert "outputServices=grpc-js" in options
+    assert _ts_proto_options("buf.gen.googleapis.yaml") == options
 
 
 def test_protobuf_runs_on_the_upb_backend() -> None:
