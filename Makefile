@@ -35,7 +35,7 @@ PROTOC_VERSION := 4.36.2
 PROTOC_GEN_GRPC_JAVA_VERSION := 1.83.1
 MAVEN_EXE = mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
 	-Dstyle.color=never -DoutputDirectory=$(CURDIR)/.tools/maven -Dmdep.stripVersion=true -Dartifact=$(1):exe:linux-x86_64 \
-	&& mv .tools/maven/$(2)-linux-x86_64.exe $(TOOLS)/$(2) && chmod +x $(TOOLS)/$(2)
+	&& mv .tools/maven/$(2)-linux-x86_64.exe $(TOOLS)/$(2) && chmod +x $(TOOLS)/$(2) && touch $(TOOLS)/$(2)
 GEN_TOOLS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc $(TOOLS)/protoc-gen-grpc-java
 
 $(TOOLS)/protoc-gen-go: Makefile
