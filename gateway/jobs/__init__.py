@@ -21,6 +21,7 @@ from gateway.jobs.store import JobStore, SqliteStore
 from gateway.jobs_config import JobsConfig
 from gateway.operations import Operation
 from gateway.pipeline import Handler
+from gateway.security.guard import Guard
 
 __all__ = ["SERVICE_NAMES", "JobService", "open_job_service"]
 
@@ -45,12 +46,13 @@ async def open_job_service(
     pipeline: Callable[[Operation], Handler],
     server: grpc.aio.Server,
     stack: AsyncExitStack,
+    guard: Guard | None = None,
 ) -> JobService:
     """Start the job service (closed with `stack`) and add its servicers to `server`."""
     store = await open_store(cfg, redis)
     service = JobService(cfg, store, JobCalls(pipeline, cfg.upstream_timeout_seconds))
     service.start()
     stack.push_async_callback(service.aclose)
-    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(service), server)
-    jobs_pb2_grpc.add_JobsServiceServicer_to_server(JobsServicer(service), server)
+    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(service, guard), server)
+    jobs_pb2_grpc.add_JobsServiceServicer_to_server(JobsServicer(service, guard), server)
     return service
