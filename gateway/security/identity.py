@@ -43,7 +43,7 @@ class Caller:
 
 
 def key_digest(key: str) -> str:
-    """The config form of an API key: what `gateway hash-key` prints."""
+    """The config form of an API key (`python -m gateway.security.hashkey` prints it)."""
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
