@@ -522,7 +522,7 @@ def _stream_endpoint(
             return
         caller = guard.identify(metadata, context, stream_rpc)
         guard.check_rpc(caller, stream_rpc)
-        guard.quotas.open_stream(caller)
+        guard.open_stream(caller)
         try:
             await serve(body, context, metadata, caller)
         finally:
@@ -673,7 +673,8 @@ def _metadata(context: RpcContext) -> dict[str, str]:
 
 
 #: Deliberate sheds: counted in metrics; a warning each would flood the log under overload.
-_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED"})
+#: Security refusals too: counted, and the audit log has the line (gateway/security/).
+_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED", *_SECURITY_REASONS})
 #: Undecodable bodies are the caller's to fix and free to send in bulk: a bounded log rate.
 _MALFORMED_LOG = LogBudget(rate=1.0, burst=5.0)
 

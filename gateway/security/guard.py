@@ -59,10 +59,19 @@ class Guard:
         return PermissionDenied(caller.name, rpc)
 
     async def charge(self, caller: Caller, rpc: str, cost: int = 1) -> int:
+        """Tokens taken (see `Quotas.charge`). A refusal is counted, not audited: a caller
+        over its quota sends many, and the audit log must not be the cost of a flood."""
         try:
             return await self.quotas.charge(caller, cost)
         except GatewayError as exc:
-            self.rejected(caller, rpc, "", exc.code.name, exc.reason)
+            metrics.AUTH_REJECTIONS.labels(exc.reason, caller.name).inc()
+            raise
+
+    def open_stream(self, caller: Caller) -> None:
+        try:
+            self.quotas.open_stream(caller)
+        except GatewayError as exc:
+            metrics.AUTH_REJECTIONS.labels(exc.reason, caller.name).inc()
             raise
 
     @staticmethod
