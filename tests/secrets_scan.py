@@ -74,6 +74,16 @@ def _scanning_init(self: grpc.aio.AioRpcError, *args: Any, **kwargs: Any) -> Non
 
 def pytest_configure(config: pytest.Config) -> None:
     grpc.aio.AioRpcError.__init__ = _scanning_init  # type: ignore[method-assign]
+    # What a gateway emits at its default level ([logging] level = "INFO"), not only what
+    # the root logger's WARNING would let through.
+    gateway = logging.getLogger("gateway")
+    if gateway.level == logging.NOTSET or gateway.level > logging.INFO:
+        gateway.setLevel(logging.INFO)
+    # The emulator (AWS's stand-in) keeps the root level: its per-request lines would slow
+    # the timing tests, and its logs are not the gateway's.
+    emulator = logging.getLogger("gateway.emulator")
+    if emulator.level == logging.NOTSET:
+        emulator.setLevel(logging.WARNING)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

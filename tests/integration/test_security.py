@@ -271,3 +271,17 @@ async def test_operations_belong_to_their_tenant(
     assert all(r.resource.startswith(f"{ARN}:solution") for r in submits)
     cancels = [r for r in audit if r.rpc.endswith("CancelOperation")]
     assert [(r.caller, r.outcome) for r in cancels] == [("b", "NOT_FOUND")] * 2
+
+
+async def test_without_tls_or_auth_the_start_says_so(
+    make_gateway: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway")
+    gw = await make_gateway()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("plaintext" in line for line in lines) == 1
+    assert sum("anonymous" in line for line in lines) == 1
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+        assert (
+            await rt_grpc.PersonalizeRuntimeServiceStub(ch).GetRecommendations(recs())
+        ).item_list

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
+import grpc
 import pytest
 from mlgw.bedrock.v1 import bedrock_pb2 as bedrock
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
@@ -116,6 +117,23 @@ def test_the_scanner_finds_a_planted_secret(caplog: pytest.LogCaptureFixture) ->
     assert secrets_scan.scan("a test", "nothing here") == []
     # What the scan found is not a leak of the gateway's: take it back out.
     del secrets_scan.leaks[before:]
+
+
+def test_the_scanner_hooks_see_logs_and_client_errors() -> None:
+    secret = "planted-hook-secret-0123456789abcdef"
+    secrets_scan.plant(secret)
+    before = len(secrets_scan.leaks)
+    logging.getLogger("gateway.unit").info("oops %s", secret)
+    error = grpc.aio.AioRpcError(
+        grpc.StatusCode.INTERNAL,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(("x-leak", secret)),
+        details=f"bad {secret}",
+    )
+    places = [leak.split(":")[0] for leak in secrets_scan.leaks[before:]]
+    del secrets_scan.leaks[before:]  # planted here on purpose: not a leak of the gateway's
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert places == ["log gateway.unit", "error message", "trailer x-leak"]
 
 
 def test_hashkey_reads_the_key_from_stdin() -> None:
