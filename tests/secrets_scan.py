@@ -25,7 +25,11 @@ from gateway import metrics
 from gateway.logs import JsonFormatter
 
 #: Values the tests sign with (tests/integration/conftest.py, tests/support.py).
-_PLANTED: set[str] = {"testing-secret-key", "process-test-secret"}
+_PLANTED: set[str] = {
+    "testing-secret-key",
+    "process-test-secret",
+    "planted-session-token-0123456789abcdefFwoGZXIvYXdzE",  # tests/support.py
+}
 #: Where each planted value was found: "<place>: <secret's first 6 characters>...".
 leaks: list[str] = []
 
