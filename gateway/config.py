@@ -30,6 +30,7 @@ from gateway.schema import (
     load,
     settings,
 )
+from gateway.security_config import AuthConfig, TlsConfig
 
 
 class ConfigError(ValueError):
@@ -146,6 +147,9 @@ class Config:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     # -- batch and streaming RPCs --
     batch: BatchConfig = field(default_factory=BatchConfig)
+    # -- security (gateway/security_config.py): None serves plaintext --
+    tls: TlsConfig | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     @classmethod
     def load(cls, path: str | Path | None) -> Config:

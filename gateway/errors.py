@@ -292,3 +292,52 @@ _RPC_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DATA_LOSS: code_pb2.DATA_LOSS,
     grpc.StatusCode.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
 }
+
+
+# -- security (gateway/security/): the same three answers whatever the caller tried -------
+
+
+class Unauthenticated(GatewayError):
+    """With `[auth]` configured, the RPC carried no valid identity (no key or certificate, or
+    one the gateway does not know). The message never says which part was wrong."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a valid API key (authorization: Bearer <key>) or client certificate is required",
+            reason="UNAUTHENTICATED",
+        )
+
+
+class PermissionDenied(GatewayError):
+    """The caller may not call this RPC, or not on this resource. Decided from the caller's
+    patterns alone, before the cache or any upstream work, so the answer is the same whether
+    or not the resource exists."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+    def __init__(self, caller: str, rpc: str) -> None:
+        super().__init__(
+            f"caller {caller!r} may not call {rpc} on this resource",
+            reason="PERMISSION_DENIED",
+            metadata={"caller": caller, "rpc": rpc},
+        )
+
+
+class QuotaExceeded(GatewayError):
+    """The caller is over one of its own limits (`[[auth.callers]]` rate, max_streams)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, caller: str, limit: str, description: str, retry_after: float) -> None:
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"caller:{caller}", description=description
+        )
+        super().__init__(
+            f"caller {caller!r} is over its quota: {description}",
+            reason="CALLER_QUOTA_EXCEEDED",
+            metadata={"caller": caller, "limit": limit},
+            retry_after=retry_after,
+            extra_details=[error_details_pb2.QuotaFailure(violations=[violation])],
+        )

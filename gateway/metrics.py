@@ -478,3 +478,20 @@ class StreamMetrics:
 
 
 STREAM = StreamMetrics()
+
+
+# -- security (gateway/security/) -----------------------------------------------------------
+
+AUTH_REJECTIONS = Counter(
+    "mlgw_auth_rejections",
+    "RPCs or entries refused by the edge's security checks, by reason "
+    "(UNAUTHENTICATED, PERMISSION_DENIED, CALLER_QUOTA_EXCEEDED) and caller name "
+    "('' when unauthenticated)",
+    ["reason", "caller"],
+    registry=REGISTRY,
+)
+TLS_RELOADS = Counter(
+    "mlgw_tls_reloads",
+    "Times the TLS certificate, key or client CA were read again after their files changed",
+    registry=REGISTRY,
+)

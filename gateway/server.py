@@ -29,6 +29,8 @@ from gateway.pipeline.overload import Overload
 from gateway.pipeline.shared import SharedTier
 from gateway.pipeline.validate import Precheck, Validate
 from gateway.redis import RedisClient, open_redis
+from gateway.security.guard import open_guard
+from gateway.security.tls import ReloadingCredentials
 from gateway.services import (
     BATCH_SERVICE,
     Capacity,
@@ -95,6 +97,8 @@ class Gateway:
         self.overload: Overload | None = None
         # -- batch jobs as long-running operations (gateway/jobs/) --
         self.jobs: JobService | None = None
+        # -- security (gateway/security/): the credentials that follow their files --
+        self.tls: ReloadingCredentials | None = None
 
     def stages(self) -> list[Stage]:
         """The pipeline, first stage first."""
@@ -149,17 +153,20 @@ class Gateway:
         server = grpc.aio.server(options=grpc_options(cfg.server))
         deadlines = Deadlines.from_config(cfg.upstream)
         capacity = Capacity(cfg.server.max_concurrent_rpcs)
-        handlers = method_handlers(self.operations, pipeline, deadlines, capacity)
-        fanout = fanout_handlers(self.operations, pipeline, deadlines, capacity, cfg.batch)
+        guard = open_guard(cfg, self._shared_limits)
+        handlers = method_handlers(self.operations, pipeline, deadlines, capacity, guard)
+        fanout = fanout_handlers(self.operations, pipeline, deadlines, capacity, cfg.batch, guard)
         if fanout:
             handlers[BATCH_SERVICE] = fanout
         for service, methods in handlers.items():
             server.add_registered_method_handlers(service, methods)
-        self.jobs = await open_job_service(cfg.jobs, cfg.redis, pipeline, server, self._stack)
+        self.jobs = await open_job_service(
+            cfg.jobs, cfg.redis, pipeline, server, self._stack, guard
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [*handlers, *JOB_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, server)
-        self.port = server.add_insecure_port(f"{cfg.server.host}:{cfg.server.port}")
+        self.port = self._listen(server)
         await server.start()
         self._server = server
         for name in ("", *handlers, *JOB_SERVICES):
@@ -170,6 +177,15 @@ class Gateway:
         self._stack.callback(deadlines.lag.stop)
         log.info("gateway serving", extra={"port": self.port, "worker": self._worker_index})
         return self.port
+
+    def _listen(self, server: grpc.aio.Server) -> int:
+        address = f"{self.config.server.host}:{self.config.server.port}"
+        tls = self.config.tls
+        if tls is None:
+            log.warning("no [tls] section: the gRPC port serves plaintext")
+            return server.add_insecure_port(address)
+        self.tls = ReloadingCredentials(tls)
+        return server.add_secure_port(address, self.tls.server_credentials())
 
     async def _start_metrics(self) -> None:
         cfg = self.config.metrics

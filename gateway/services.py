@@ -53,6 +53,7 @@ from gateway.errors import (
     InvalidRequest,
     MalformedRequest,
     Overloaded,
+    QuotaExceeded,
 )
 from gateway.fanout import Flow, fan_out
 from gateway.logs import LogBudget
@@ -60,6 +61,9 @@ from gateway.operations import Operation, Priority
 from gateway.pipeline import cachecontrol as cc
 from gateway.pipeline.call import Call, Context, Handler, Shape
 from gateway.pipeline.validate import request_parser
+from gateway.security import audit
+from gateway.security.guard import Guard, first_resource
+from gateway.security.identity import Caller
 
 log = logging.getLogger("gateway.rpc")
 
@@ -187,6 +191,7 @@ def method_handlers(
     pipeline_for: Callable[[Operation], Handler],
     deadlines: Deadlines,
     capacity: Capacity,
+    guard: Guard | None = None,
 ) -> dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]]:
     """Service name -> {method name -> handler}, ready for `add_registered_method_handlers`.
 
@@ -195,7 +200,7 @@ def method_handlers(
     services: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = defaultdict(dict)
     for op in operations:
         services[op.service][op.name] = grpc.unary_unary_rpc_method_handler(
-            _endpoint(op, pipeline_for(op), deadlines, capacity),
+            _endpoint(op, pipeline_for(op), deadlines, capacity, guard),
             request_deserializer=None,
             response_serializer=op.response.SerializeToString,
         )
@@ -206,25 +211,41 @@ RpcContext = grpc.aio.ServicerContext[Any, Any]
 
 
 def _endpoint(
-    op: Operation, pipeline: Handler, deadlines: Deadlines, capacity: Capacity
+    op: Operation,
+    pipeline: Handler,
+    deadlines: Deadlines,
+    capacity: Capacity,
+    guard: Guard | None = None,
 ) -> Callable[[bytes, RpcContext], Awaitable[Message]]:
     recorded = metrics.request_metrics(op.name)
     ok = recorded.code(grpc.StatusCode.OK)
     decode = request_parser(op)  # a hostile count never gets a full parse
     message_type = op.request.DESCRIPTOR.full_name
+    rpc = f"{op.service}/{op.name}"
+    control = audit.is_control_plane(op.name)
 
     async def endpoint(body: bytes, context: RpcContext) -> Message:
         start = time.perf_counter()
         recorded.in_flight.inc()
         capacity.in_flight += 1
         metadata = _metadata(context)
+        caller: Caller | None = None
+        request: Message | None = None
         try:
+            # Identity and the RPC's right come before anything else, the resources' right
+            # as soon as the request is decoded: before the cache, so no answer leaks.
+            if guard is not None:
+                caller = guard.identify(metadata, context, rpc)
+                guard.check_rpc(caller, rpc)
             if capacity.in_flight > capacity.limit:
                 raise Overloaded(capacity.limit)
             try:
                 request = decode(body)
             except DecodeError:
                 raise MalformedRequest(message_type) from None
+            if caller is not None and guard is not None:
+                guard.check_request(caller, rpc, request)
+                await guard.charge(caller, rpc)
             loop = asyncio.get_running_loop()
             now = loop.time()
             deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
@@ -232,7 +253,7 @@ def _endpoint(
                 # Less time left than the margin the gateway needs to answer: nothing can be
                 # sent, so it is answered at once.
                 raise DeadlineExceeded.before_sending()
-            call = Call.at_edge(op, request, Context.parse(metadata, deadline))
+            call = Call.at_edge(op, request, Context.parse(metadata, deadline, caller=caller))
             try:
                 response = await pipeline(call)
             except DeadlineExceeded:
@@ -248,6 +269,8 @@ def _endpoint(
             error = exc if isinstance(exc, GatewayError) else InternalError(exc)
             recorded.code(error.code).inc()
             _log_error(op.name, error, metadata)
+            if control and request is not None and error.reason not in _SECURITY_REASONS:
+                _audit(caller, rpc, request, error.code.name)
             await context.abort(error.code, error.caller_message, error.trailing_metadata())
             raise  # abort() raises; this line only tells readers and mypy so
         finally:
@@ -255,9 +278,19 @@ def _endpoint(
             recorded.in_flight.dec()
             recorded.latency.observe(time.perf_counter() - start)
         ok.inc()
+        if control:
+            _audit(caller, rpc, request, "OK")
         return response
 
     return endpoint
+
+
+#: Reasons the guard already audited (gateway/security/guard.py).
+_SECURITY_REASONS = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED", "CALLER_QUOTA_EXCEEDED"})
+
+
+def _audit(caller: Caller | None, rpc: str, request: Message, outcome: str) -> None:
+    audit.record(caller.name if caller else None, rpc, first_resource(request), outcome)
 
 
 # ---- batch and stream RPCs: entries are calls like any other --------------------------
@@ -301,13 +334,14 @@ def fanout_handlers(
     deadlines: Deadlines,
     capacity: Capacity,
     cfg: BatchConfig,
+    guard: Guard | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """BatchService's method handlers, over the same pipelines as the unary RPCs."""
     ops = tuple(operations)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for rpc in batch_rpcs(ops):
         handlers[rpc.name] = grpc.unary_unary_rpc_method_handler(
-            _batch_endpoint(rpc, pipeline_for(rpc.op), deadlines, capacity, cfg),
+            _batch_endpoint(rpc, pipeline_for(rpc.op), deadlines, capacity, cfg, guard),
             request_deserializer=None,
             response_serializer=rpc.response.SerializeToString,
         )
@@ -315,7 +349,7 @@ def fanout_handlers(
     if streamed:
         pipelines = {field: (op, pipeline_for(op)) for field, op in streamed.items()}
         handlers[STREAM_METHOD] = grpc.stream_stream_rpc_method_handler(
-            _stream_endpoint(pipelines, deadlines, capacity, cfg),
+            _stream_endpoint(pipelines, deadlines, capacity, cfg, guard),
             # The endpoint writes each response as bytes it assembles (`_results_message`).
             request_deserializer=None,
             response_serializer=None,
@@ -354,15 +388,27 @@ _LATE_ENTRY = DeadlineExceeded(
 
 
 def _batch_endpoint(
-    rpc: BatchRpc, pipeline: Handler, deadlines: Deadlines, capacity: Capacity, cfg: BatchConfig
+    rpc: BatchRpc,
+    pipeline: Handler,
+    deadlines: Deadlines,
+    capacity: Capacity,
+    cfg: BatchConfig,
+    guard: Guard | None = None,
 ) -> Callable[[bytes, RpcContext], Awaitable[Message]]:
     op, limit, concurrency = rpc.op, cfg.max_entries, cfg.max_concurrency
     recorded = metrics.request_metrics(rpc.name)
     sizes = metrics.BATCH_ENTRIES.labels(rpc.name)
     counted = metrics.entry_metrics(Shape.BATCH.value, op.name)
     message_type = rpc.request.DESCRIPTOR.full_name
+    batch_rpc = f"{BATCH_SERVICE}/{rpc.name}"
+    entry_rpc = f"{op.service}/{op.name}"
 
     async def batch(body: bytes, context: RpcContext) -> Message:
+        metadata = _metadata(context)
+        caller = None
+        if guard is not None:
+            caller = guard.identify(metadata, context, batch_rpc)
+            guard.check_rpc(caller, batch_rpc)
         try:
             request = rpc.request.FromString(body)
         except DecodeError:
@@ -378,7 +424,15 @@ def _batch_endpoint(
         deadline -= len(entries) * BATCH_ENTRY_ANSWER_COST
         if deadline <= now:
             raise DeadlineExceeded.before_sending()
-        rpc_context = Context.parse(_metadata(context), deadline, Shape.BATCH, Priority.BATCH)
+        rpc_context = Context.parse(metadata, deadline, Shape.BATCH, Priority.BATCH, caller)
+        # Each entry costs one of the caller's tokens and is authorized on its own: the
+        # entries refused get their own status, the others run.
+        response: Any = rpc.response()
+        results = response.results
+        work = [(entry, results.add()) for entry in entries]
+        if caller is not None and guard is not None:
+            taken = await guard.charge(caller, batch_rpc, len(entries)) if entries else 0
+            work = _refuse_entries(guard, caller, entry_rpc, work, taken, counted)
 
         async def run(pair: tuple[Message, Any]) -> None:
             entry, out = pair
@@ -398,12 +452,36 @@ def _batch_endpoint(
                 out.metadata.update(call.reply_metadata)
 
         # Each entry fills its own result in place: in request order, copied once.
-        response: Any = rpc.response()
-        results = response.results
-        await fan_out([(entry, results.add()) for entry in entries], run, concurrency)
+        await fan_out(work, run, concurrency)
         return response  # type: ignore[no-any-return]
 
     return _guarded(rpc.name, recorded, capacity, batch)
+
+
+def _refuse_entries(
+    guard: Guard,
+    caller: Caller,
+    rpc: str,
+    work: list[tuple[Message, Any]],
+    taken: int,
+    counted: metrics.EntryMetrics,
+) -> list[tuple[Message, Any]]:
+    """The entries that may run; the others' results get their refusal: PERMISSION_DENIED
+    for a denied one, RESOURCE_EXHAUSTED past the `taken` tokens the caller had."""
+    allowed = []
+    over = None
+    for index, (entry, out) in enumerate(work):
+        refusal = guard.entry_error(caller, rpc, entry)
+        if refusal is None and index >= taken:
+            over = over or guard.quotas.exceeded(caller, 1.0 / (caller.rate or 1.0)).to_status()
+            out.error.CopyFrom(over)
+            counted.failed(grpc.StatusCode.RESOURCE_EXHAUSTED)
+        elif refusal is not None:
+            out.error.CopyFrom(refusal.to_status())
+            counted.failed(refusal.code)
+        else:
+            allowed.append((entry, out))
+    return allowed
 
 
 def _streamed_operations(operations: Iterable[Operation]) -> dict[str, Operation]:
@@ -419,6 +497,7 @@ def _stream_endpoint(
     deadlines: Deadlines,
     capacity: Capacity,
     cfg: BatchConfig,
+    guard: Guard | None = None,
 ) -> Callable[[AsyncIterator[bytes], RpcContext], Awaitable[None]]:
     recorded = metrics.request_metrics(STREAM_METHOD)
     counted = {
@@ -433,12 +512,33 @@ def _stream_endpoint(
         [FieldViolation("request", f"set one of {', '.join(sorted(pipelines))}")]
     )
 
-    async def stream(_: AsyncIterator[bytes], context: RpcContext) -> None:
+    stream_rpc = f"{BATCH_SERVICE}/{STREAM_METHOD}"
+    entry_rpcs = {field: f"{op.service}/{op.name}" for field, (op, _) in pipelines.items()}
+
+    async def stream(body: AsyncIterator[bytes], context: RpcContext) -> None:
+        metadata = _metadata(context)
+        if guard is None:
+            await serve(body, context, metadata, None)
+            return
+        caller = guard.identify(metadata, context, stream_rpc)
+        guard.check_rpc(caller, stream_rpc)
+        guard.open_stream(caller)
+        try:
+            await serve(body, context, metadata, caller)
+        finally:
+            guard.quotas.close_stream(caller)
+
+    async def serve(
+        _: AsyncIterator[bytes],
+        context: RpcContext,
+        metadata: dict[str, str],
+        caller: Caller | None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         # The stream's own deadline (if any) bounds each entry's, counted from its read.
-        rpc_context = Context.parse(_metadata(context), math.inf, Shape.STREAM, Priority.BATCH)
+        rpc_context = Context.parse(metadata, math.inf, Shape.STREAM, Priority.BATCH, caller)
 
-        async def read() -> list[tuple[batch_pb2.StreamRecommendationsEntry, float]] | None:
+        async def read() -> list[tuple[batch_pb2.StreamRecommendationsEntry, float, int]] | None:
             body = await context.read()
             if body is grpc.aio.EOF:
                 return None
@@ -451,19 +551,33 @@ def _stream_endpoint(
             # The entries of one message arrived together: one deadline for them all.
             now = loop.time()
             deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)
-            return [(entry, deadline) for entry in entries]
+            taken = len(entries)
+            if caller is not None and guard is not None and entries:
+                try:
+                    taken = await guard.charge(caller, stream_rpc, len(entries))
+                except QuotaExceeded:
+                    taken = 0  # the stream goes on; these entries are refused one by one
+            return [(entry, deadline, taken - i) for i, entry in enumerate(entries)]
 
         async def write(results: list[bytes]) -> None:
             await context.write(_results_message(results))
 
-        async def run(pair: tuple[batch_pb2.StreamRecommendationsEntry, float]) -> bytes:
-            entry, deadline = pair
+        async def run(pair: tuple[batch_pb2.StreamRecommendationsEntry, float, int]) -> bytes:
+            entry, deadline, tokens = pair
             out = result_type(id=entry.id)
             which = entry.WhichOneof("request")
             if which is None:
                 out.error.CopyFrom(missing.to_status())
                 return out.SerializeToString()
             op, pipeline = pipelines[which]
+            if caller is not None and guard is not None:
+                refusal = guard.entry_error(caller, entry_rpcs[which], getattr(entry, which))
+                if refusal is None and tokens <= 0:
+                    refusal = guard.quotas.exceeded(caller, 1.0 / (caller.rate or 1.0))
+                if refusal is not None:
+                    counted[which].failed(refusal.code)
+                    out.error.CopyFrom(refusal.to_status())
+                    return out.SerializeToString()
             if deadline <= loop.time():
                 out.error.CopyFrom(DeadlineExceeded.before_sending().to_status())
                 return out.SerializeToString()
@@ -559,7 +673,8 @@ def _metadata(context: RpcContext) -> dict[str, str]:
 
 
 #: Deliberate sheds: counted in metrics; a warning each would flood the log under overload.
-_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED"})
+#: Security refusals too: counted, and the audit log has the line (gateway/security/).
+_QUIET_REASONS = frozenset({"RATE_LIMITED", "CIRCUIT_OPEN", "OVERLOADED", *_SECURITY_REASONS})
 #: Undecodable bodies are the caller's to fix and free to send in bulk: a bounded log rate.
 _MALFORMED_LOG = LogBudget(rate=1.0, burst=5.0)
 

@@ -12,6 +12,9 @@ import pytest
 from gateway.emulator import Emulator
 from gateway.emulator.testing import client_for
 
+#: Every run also scans logs, errors, trailers and metrics for planted secrets.
+pytest_plugins = ["tests.secrets_scan"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _job_state_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

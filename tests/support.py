@@ -53,6 +53,8 @@ def error_info(error: grpc.aio.AioRpcError) -> Any:
 ROOT = Path(__file__).resolve().parents[1]
 #: The AWS credentials of gateway processes started by tests (through the standard chain).
 PROCESS_CREDENTIALS = ("AKIAPROCESSTESTKEY01", "process-test-secret")
+#: A session token gateway processes sign with (planted: the secrets scan looks for it).
+PROCESS_SESSION_TOKEN = "planted-session-token-0123456789abcdefFwoGZXIvYXdzE"
 
 
 @dataclass
@@ -92,6 +94,7 @@ async def gateway_process(
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "AWS_ACCESS_KEY_ID": PROCESS_CREDENTIALS[0],
         "AWS_SECRET_ACCESS_KEY": PROCESS_CREDENTIALS[1],
+        "AWS_SESSION_TOKEN": PROCESS_SESSION_TOKEN,
         **(env or {}),
     }
     log = tmp_path / f"{name}.log"

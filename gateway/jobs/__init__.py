@@ -22,6 +22,7 @@ from gateway.jobs.store import JobStore, SqliteStore
 from gateway.jobs_config import JobsConfig
 from gateway.operations import Operation
 from gateway.pipeline import Handler
+from gateway.security.guard import Guard
 
 __all__ = ["SERVICE_NAMES", "JobService", "open_job_service"]
 
@@ -46,6 +47,7 @@ async def open_job_service(
     pipeline: Callable[[Operation], Handler],
     server: grpc.aio.Server,
     stack: AsyncExitStack,
+    guard: Guard | None = None,
 ) -> JobService:
     """Start the job service (closed with `stack`) and add its servicers to `server`."""
     store = await open_store(cfg, redis)
@@ -54,6 +56,8 @@ async def open_job_service(
     stack.push_async_callback(service.aclose)
     # Through TolerantServer: a corrupt body gets MALFORMED_REQUEST, not grpc's UNKNOWN.
     tolerant: Any = TolerantServer(server)
-    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(service), tolerant)
-    jobs_pb2_grpc.add_JobsServiceServicer_to_server(JobsServicer(service), tolerant)
+    operations_pb2_grpc.add_OperationsServicer_to_server(
+        OperationsServicer(service, guard), tolerant
+    )
+    jobs_pb2_grpc.add_JobsServiceServicer_to_server(JobsServicer(service, guard), tolerant)
     return service

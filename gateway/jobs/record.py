@@ -52,6 +52,13 @@ class JobRecord:
     response: bytes = b""
     #: A google.rpc.Status, serialized, when the operation ended with an error.
     error: bytes = b""
+    #: The submitting caller's tenant ([auth] team or name); "" when callers are anonymous.
+    #: `request_id` is then kept as `<tenant>/<request_id>`: each tenant has its own ids.
+    tenant: str = ""
+
+    @property
+    def caller_request_id(self) -> str:
+        return self.request_id.removeprefix(f"{self.tenant}/") if self.tenant else self.request_id
 
     @property
     def done(self) -> bool:

@@ -178,7 +178,12 @@ class RedisStore:
         return [JobRecord.from_json(t) for t in texts if t is not None]
 
     async def page(
-        self, after: int, limit: int, backend: str | None = None, state: int | None = None
+        self,
+        after: int,
+        limit: int,
+        backend: str | None = None,
+        state: int | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         out: list[JobRecord] = []
         while len(out) < limit:
@@ -195,8 +200,10 @@ class RedisStore:
                     continue  # deleted meanwhile
                 record = JobRecord.from_json(text)
                 after = record.seq
-                if (backend is None or record.backend == backend) and (
-                    state is None or record.state == state
+                if (
+                    (backend is None or record.backend == backend)
+                    and (state is None or record.state == state)
+                    and (tenant is None or record.tenant == tenant)
                 ):
                     out.append(record)
             if len(names) < max(limit, _CHUNK):

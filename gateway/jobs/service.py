@@ -118,7 +118,9 @@ class JobService:
 
     # -- submit --------------------------------------------------------------------------
 
-    async def submit(self, backend: Backend, request: Message, request_id: str) -> JobRecord:
+    async def submit(
+        self, backend: Backend, request: Message, request_id: str, tenant: str = ""
+    ) -> JobRecord:
         if len(request_id) > _MAX_REQUEST_ID or not request_id.isprintable():
             raise errors.invalid("request_id", f"at most {_MAX_REQUEST_ID} printable characters")
         try:
@@ -135,12 +137,13 @@ class JobService:
         record = JobRecord(
             name=name,
             backend=backend.name,
-            request_id=request_id,
+            request_id=f"{tenant}/{request_id}" if tenant and request_id else request_id,
             fingerprint=digest,
             request=sent.SerializeToString(deterministic=True),
             seq=0,
             submit_time=now,
             last_change_time=now,
+            tenant=tenant,
         )
         stored, created = await self.store.create(record)
         if not created:  # AIP-155: a replay returns the operation of the first submit
@@ -170,9 +173,11 @@ class JobService:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def get(self, name: str) -> JobRecord:
+    async def get(self, name: str, tenant: str | None = None) -> JobRecord:
+        """The record; another tenant's (`tenant` not None) is not found, as if it did not
+        exist: its existence is not revealed."""
         record = await self.store.get(name)
-        if record is None:
+        if record is None or (tenant is not None and record.tenant != tenant):
             raise errors.not_found(name)
         return record
 
@@ -605,7 +610,7 @@ def to_operation(record: JobRecord, queue_position: int | None) -> operations_pb
         state=record.state,  # type: ignore[arg-type]
         backend_status=record.backend_status,
         job_id=record.job_id,
-        request_id=record.request_id,
+        request_id=record.caller_request_id,
         message=record.message,
     )
     for key, count in record.counts.items():

@@ -29,6 +29,8 @@ from gateway.jobs.backends import BACKENDS, BEDROCK, MACHINE_LEARNING, PERSONALI
 from gateway.jobs.record import JobRecord
 from gateway.jobs.service import JobService
 from gateway.jobs.states import state_name
+from gateway.security import audit
+from gateway.security.guard import Guard, admit, first_resource
 
 log = logging.getLogger("gateway.jobs")
 
@@ -70,28 +72,55 @@ async def _abort(context: Context, method: str, exc: Exception) -> None:
     await context.abort(error.code, error.caller_message, error.trailing_metadata())
 
 
-class OperationsServicer:
-    """google.longrunning.Operations (its generated base class is untyped, so none)."""
+OPERATIONS_SERVICE = "google.longrunning.Operations"
+JOBS_SERVICE = jobs_pb2.DESCRIPTOR.services_by_name["JobsService"].full_name
 
-    def __init__(self, jobs: JobService) -> None:
+
+async def _tenant(guard: Guard | None, context: Context, rpc: str) -> str | None:
+    """The caller's tenant (None: anonymous, who sees every operation)."""
+    caller = await admit(guard, context, rpc)
+    return None if caller is None else caller.tenant
+
+
+async def _audited(caller: str | None, rpc: str, resource: str, work: Awaitable[R]) -> R:
+    """A control-plane call's work, with its audit line (outcome: OK or the status code)."""
+    try:
+        answer = await work
+    except GatewayError as exc:
+        audit.record(caller, rpc, resource, exc.code.name)
+        raise
+    audit.record(caller, rpc, resource, "OK")
+    return answer
+
+
+class OperationsServicer:
+    """google.longrunning.Operations (its generated base class is untyped, so none).
+
+    Each caller sees only its tenant's operations: another tenant's is NOT_FOUND, exactly
+    as one that does not exist, for every method (README "Security")."""
+
+    def __init__(self, jobs: JobService, guard: Guard | None = None) -> None:
         self._jobs = jobs
+        self._guard = guard
 
     async def GetOperation(
         self, request: operations_pb2.GetOperationRequest, context: Context
     ) -> operations_pb2.Operation:
-        return await _answer(context, "GetOperation", self._get(request.name))
+        return await _answer(context, "GetOperation", self._get(request.name, context, "Get"))
 
-    async def _get(self, name: str) -> operations_pb2.Operation:
-        return await self._jobs.operation(await self._jobs.get(name))
+    async def _get(self, name: str, context: Context, method: str) -> operations_pb2.Operation:
+        tenant = await _tenant(self._guard, context, f"{OPERATIONS_SERVICE}/{method}Operation")
+        return await self._jobs.operation(await self._jobs.get(name, tenant))
 
     async def ListOperations(
         self, request: operations_pb2.ListOperationsRequest, context: Context
     ) -> operations_pb2.ListOperationsResponse:
-        return await _answer(context, "ListOperations", self._list(request))
+        return await _answer(context, "ListOperations", self._list(request, context))
 
     async def _list(
-        self, request: operations_pb2.ListOperationsRequest
+        self, request: operations_pb2.ListOperationsRequest, context: Context
     ) -> operations_pb2.ListOperationsResponse:
+        tenant = await _tenant(self._guard, context, f"{OPERATIONS_SERVICE}/ListOperations")
         if request.name not in ("", "operations"):
             raise errors.invalid("name", 'the collection is "operations" (or empty)')
         backend, state = parse_filter(request.filter)
@@ -101,7 +130,7 @@ class OperationsServicer:
         size = min(request.page_size or limit, limit)
         after = _page_start(request.page_token, request.filter)
         chosen = await self._jobs.store.page(
-            after, size + 1, backend.name if backend else None, state
+            after, size + 1, backend.name if backend else None, state, tenant
         )
         page = chosen[:size]
         out = operations_pb2.ListOperationsResponse(
@@ -123,7 +152,7 @@ class OperationsServicer:
         if request.HasField("timeout"):
             bounds.append(request.timeout.ToTimedelta().total_seconds())
         budget = min(b for b in bounds if b is not None)
-        latest = await self._get(request.name)
+        latest = await self._get(request.name, context, "Wait")
         if latest.done:
             return latest
         try:
@@ -137,24 +166,46 @@ class OperationsServicer:
     async def CancelOperation(
         self, request: operations_pb2.CancelOperationRequest, context: Context
     ) -> empty_pb2.Empty:
-        await _answer(context, "CancelOperation", self._jobs.cancel(request.name))
+        await _answer(context, "CancelOperation", self._change(request.name, context, "Cancel"))
         return empty_pb2.Empty()
 
     async def DeleteOperation(
         self, request: operations_pb2.DeleteOperationRequest, context: Context
     ) -> empty_pb2.Empty:
-        await _answer(context, "DeleteOperation", self._jobs.delete(request.name))
+        await _answer(context, "DeleteOperation", self._change(request.name, context, "Delete"))
         return empty_pb2.Empty()
+
+    async def _change(self, name: str, context: Context, method: str) -> None:
+        rpc = f"{OPERATIONS_SERVICE}/{method}Operation"
+        caller = await admit(self._guard, context, rpc)
+        tenant = None if caller is None else caller.tenant
+
+        async def change() -> None:
+            await self._jobs.get(name, tenant)  # another tenant's: not found, before acting
+            if method == "Cancel":
+                await self._jobs.cancel(name)
+            else:
+                await self._jobs.delete(name)
+
+        await _audited(None if caller is None else caller.name, rpc, name, change())
 
 
 class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
-    def __init__(self, jobs: JobService) -> None:
+    def __init__(self, jobs: JobService, guard: Guard | None = None) -> None:
         self._jobs = jobs
+        self._guard = guard
 
     async def _submit(
-        self, backend: Backend, request: Message, request_id: str
+        self, backend: Backend, request: Message, request_id: str, context: Context, method: str
     ) -> operations_pb2.Operation:
-        record: JobRecord = await self._jobs.submit(backend, request, request_id)
+        rpc = f"{JOBS_SERVICE}/{method}"
+        # The create request's resources (solution version, model, role) are authorized
+        # like those of the mirrored Create RPC.
+        caller = await admit(self._guard, context, rpc, request)
+        name = None if caller is None else caller.name
+        tenant = "" if caller is None else caller.tenant
+        work = self._jobs.submit(backend, request, request_id, tenant)
+        record: JobRecord = await _audited(name, rpc, first_resource(request), work)
         return await self._jobs.operation(record)
 
     def _submitter(
@@ -164,7 +215,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
             if not request.HasField("request"):
                 work = _refuse(errors.invalid("request", "required: the create request"))
             else:
-                work = self._submit(backend, request.request, request.request_id)
+                work = self._submit(backend, request.request, request.request_id, context, method)
             return await _answer(context, method, work)
 
         return submit
@@ -191,6 +242,8 @@ class JobsServicer(jobs_pb2_grpc.JobsServiceServicer):
         start = time.perf_counter()
         recorded.in_flight.inc()
         try:
+            tenant = await _tenant(self._guard, context, f"{JOBS_SERVICE}/WatchOperation")
+            await self._jobs.get(request.name, tenant)
             async for operation in self._jobs.watch(request.name):
                 yield jobs_pb2.WatchOperationResponse(operation=operation)
         except asyncio.CancelledError:

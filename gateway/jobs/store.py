@@ -36,7 +36,12 @@ class JobStore(Protocol):
         ...
 
     async def page(
-        self, after: int, limit: int, backend: str | None = None, state: int | None = None
+        self,
+        after: int,
+        limit: int,
+        backend: str | None = None,
+        state: int | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         """Up to `limit` operations with seq > `after` (of one backend, in one state), in
         submit order."""
@@ -143,12 +148,19 @@ class SqliteStore:
         return cursor.rowcount == 1
 
     async def page(
-        self, after: int, limit: int, backend: str | None = None, state: int | None = None
+        self,
+        after: int,
+        limit: int,
+        backend: str | None = None,
+        state: int | None = None,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         rows = self._db.execute(
             "SELECT data FROM operations WHERE seq > ? AND (? IS NULL OR backend = ?) "
-            "AND (? IS NULL OR json_extract(data, '$.state') = ?) ORDER BY seq LIMIT ?",
-            (after, backend, backend, state, state, limit),
+            "AND (? IS NULL OR json_extract(data, '$.state') = ?) "
+            "AND (? IS NULL OR COALESCE(json_extract(data, '$.tenant'), '') = ?) "
+            "ORDER BY seq LIMIT ?",
+            (after, backend, backend, state, state, tenant, tenant, limit),
         ).fetchall()
         return [JobRecord.from_json(r[0]) for r in rows]
 

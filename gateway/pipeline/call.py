@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from google.protobuf.message import Message
 
 from gateway.operations import Operation, Priority
 from gateway.pipeline import cachecontrol as cc
 from gateway.upstream.mapping import to_aws
+
+if TYPE_CHECKING:
+    from gateway.security.identity import Caller
 
 #: Request metadata a caller sets to choose its lane: `interactive` or `batch`.
 PRIORITY_METADATA = "mlgw-priority"
@@ -50,11 +53,11 @@ class Shape(Enum):
 class Context:
     """The per-RPC facts, parsed once at the edge; read-only, shared by derived calls.
 
-    The caller's identity belongs here too once the edge authenticates (a slot, not a
-    stage's guess from metadata); admission already uses the context itself as the owner
+    `caller` is the identity the edge authenticated (gateway/security/), or None for an
+    anonymous caller (no `[auth]`); admission already uses the context itself as the owner
     of a batch's waiting calls (round robin between RPCs)."""
 
-    __slots__ = ("cache", "deadline", "metadata", "priority", "request_id", "shape")
+    __slots__ = ("cache", "caller", "deadline", "metadata", "priority", "request_id", "shape")
 
     def __init__(
         self,
@@ -64,6 +67,7 @@ class Context:
         cache: cc.Directives | None = None,
         shape: Shape = Shape.UNARY,
         metadata: Mapping[str, str] | None = None,
+        caller: Caller | None = None,
     ) -> None:
         #: The RPC's deadline on the loop clock, already clamped and less the answer margin.
         self.deadline = deadline
@@ -75,6 +79,8 @@ class Context:
         self.shape = shape
         #: The request metadata as received (first value per key), for logs.
         self.metadata: Mapping[str, str] = metadata if metadata is not None else _NO_METADATA
+        #: Who sent the RPC (its name, tenant, rights, quota); None: anonymous.
+        self.caller = caller
 
     @classmethod
     def parse(
@@ -83,11 +89,12 @@ class Context:
         deadline: float,
         shape: Shape = Shape.UNARY,
         priority: Priority | None = None,
+        caller: Caller | None = None,
     ) -> Context:
         """The context of an RPC from its metadata. `priority`, when given, is the lane the
         RPC's shape imposes (batch entries), which the caller's metadata cannot change."""
         if not metadata:
-            return cls(deadline, priority, None, None, shape, metadata)
+            return cls(deadline, priority, None, None, shape, metadata, caller)
         get = metadata.get
         if priority is None:
             chosen = get(PRIORITY_METADATA)
@@ -95,7 +102,7 @@ class Context:
                 priority = _PRIORITIES.get(chosen.strip().lower())
         header = get(cc.HEADER)
         cache = cc.parse(header) if header is not None else None
-        return cls(deadline, priority, get(REQUEST_ID_METADATA), cache, shape, metadata)
+        return cls(deadline, priority, get(REQUEST_ID_METADATA), cache, shape, metadata, caller)
 
 
 _NO_METADATA: Mapping[str, str] = {}

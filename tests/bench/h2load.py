@@ -161,7 +161,7 @@ def verified_target(
     name: str, url: str, body: Path, headers: Sequence[str] = (), answer_bytes: int | None = None
 ) -> Target:
     """Fail loudly unless one request answers grpc-status 0 with a non-empty message."""
-    if not url.startswith("http://127.0.0.1:"):
+    if not url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")):
         raise ValueError(f"load is only ever sent to 127.0.0.1, not {url}")
     check = check_call(url, body, headers)
     if check.grpc_status != 0 or check.data_bytes <= 5:
