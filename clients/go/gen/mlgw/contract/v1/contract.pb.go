@@ -141,6 +141,15 @@ const (
 	// max_entries`; refused whole, before any entry runs. BadRequest names the list; metadata
 	// "maxEntries" and "entries". (An entry's own failure is that entry's status, never this.)
 	ErrorReason_ERROR_REASON_BATCH_TOO_LARGE ErrorReason = 39
+	// UNAUTHENTICATED: `[auth]` is configured and the RPC carried no valid identity (no API key
+	// or client certificate, or one the gateway does not know). The message never says which.
+	ErrorReason_ERROR_REASON_UNAUTHENTICATED ErrorReason = 40
+	// PERMISSION_DENIED: the caller may not call this RPC, or not on a resource the request
+	// names; the same answer whether or not the resource exists. Metadata "caller", "rpc".
+	ErrorReason_ERROR_REASON_PERMISSION_DENIED ErrorReason = 41
+	// RESOURCE_EXHAUSTED: the caller is over its own quota (`[[auth.callers]]` rate and burst,
+	// or max_streams). QuotaFailure names "caller:<name>"; RetryInfo says when to retry.
+	ErrorReason_ERROR_REASON_CALLER_QUOTA_EXCEEDED ErrorReason = 42
 )
 
 // Enum value maps for ErrorReason.
@@ -186,6 +195,9 @@ var (
 		37: "ERROR_REASON_JOB_CANCELLED",
 		38: "ERROR_REASON_JOB_EXPIRED",
 		39: "ERROR_REASON_BATCH_TOO_LARGE",
+		40: "ERROR_REASON_UNAUTHENTICATED",
+		41: "ERROR_REASON_PERMISSION_DENIED",
+		42: "ERROR_REASON_CALLER_QUOTA_EXCEEDED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                   0,
@@ -228,6 +240,9 @@ var (
 		"ERROR_REASON_JOB_CANCELLED":                 37,
 		"ERROR_REASON_JOB_EXPIRED":                   38,
 		"ERROR_REASON_BATCH_TOO_LARGE":               39,
+		"ERROR_REASON_UNAUTHENTICATED":               40,
+		"ERROR_REASON_PERMISSION_DENIED":             41,
+		"ERROR_REASON_CALLER_QUOTA_EXCEEDED":         42,
 	}
 )
 
@@ -620,7 +635,7 @@ var File_mlgw_contract_v1_contract_proto protoreflect.FileDescriptor
 
 const file_mlgw_contract_v1_contract_proto_rawDesc = "" +
 	"\n" +
-	"\x1fmlgw/contract/v1/contract.proto\x12\x10mlgw.contract.v1*\xb3\v\n" +
+	"\x1fmlgw/contract/v1/contract.proto\x12\x10mlgw.contract.v1*\xa1\f\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12\"\n" +
@@ -662,7 +677,10 @@ const file_mlgw_contract_v1_contract_proto_rawDesc = "" +
 	"\x17ERROR_REASON_JOB_FAILED\x10$\x12\x1e\n" +
 	"\x1aERROR_REASON_JOB_CANCELLED\x10%\x12\x1c\n" +
 	"\x18ERROR_REASON_JOB_EXPIRED\x10&\x12 \n" +
-	"\x1cERROR_REASON_BATCH_TOO_LARGE\x10'*\xc2\x01\n" +
+	"\x1cERROR_REASON_BATCH_TOO_LARGE\x10'\x12 \n" +
+	"\x1cERROR_REASON_UNAUTHENTICATED\x10(\x12\"\n" +
+	"\x1eERROR_REASON_PERMISSION_DENIED\x10)\x12&\n" +
+	"\"ERROR_REASON_CALLER_QUOTA_EXCEEDED\x10**\xc2\x01\n" +
 	"\x0fRequestMetadata\x12 \n" +
 	"\x1cREQUEST_METADATA_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eREQUEST_METADATA_CACHE_CONTROL\x10\x01\x12!\n" +

@@ -46,6 +46,9 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_JOB_CANCELLED: _ClassVar[ErrorReason]
     ERROR_REASON_JOB_EXPIRED: _ClassVar[ErrorReason]
     ERROR_REASON_BATCH_TOO_LARGE: _ClassVar[ErrorReason]
+    ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
+    ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
+    ERROR_REASON_CALLER_QUOTA_EXCEEDED: _ClassVar[ErrorReason]
 
 class RequestMetadata(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -131,6 +134,9 @@ ERROR_REASON_JOB_FAILED: ErrorReason
 ERROR_REASON_JOB_CANCELLED: ErrorReason
 ERROR_REASON_JOB_EXPIRED: ErrorReason
 ERROR_REASON_BATCH_TOO_LARGE: ErrorReason
+ERROR_REASON_UNAUTHENTICATED: ErrorReason
+ERROR_REASON_PERMISSION_DENIED: ErrorReason
+ERROR_REASON_CALLER_QUOTA_EXCEEDED: ErrorReason
 REQUEST_METADATA_UNSPECIFIED: RequestMetadata
 REQUEST_METADATA_CACHE_CONTROL: RequestMetadata
 REQUEST_METADATA_X_REQUEST_ID: RequestMetadata

@@ -154,6 +154,21 @@ export enum ErrorReason {
    * "maxEntries" and "entries". (An entry's own failure is that entry's status, never this.)
    */
   ERROR_REASON_BATCH_TOO_LARGE = 39,
+  /**
+   * ERROR_REASON_UNAUTHENTICATED - UNAUTHENTICATED: `[auth]` is configured and the RPC carried no valid identity (no API key
+   * or client certificate, or one the gateway does not know). The message never says which.
+   */
+  ERROR_REASON_UNAUTHENTICATED = 40,
+  /**
+   * ERROR_REASON_PERMISSION_DENIED - PERMISSION_DENIED: the caller may not call this RPC, or not on a resource the request
+   * names; the same answer whether or not the resource exists. Metadata "caller", "rpc".
+   */
+  ERROR_REASON_PERMISSION_DENIED = 41,
+  /**
+   * ERROR_REASON_CALLER_QUOTA_EXCEEDED - RESOURCE_EXHAUSTED: the caller is over its own quota (`[[auth.callers]]` rate and burst,
+   * or max_streams). QuotaFailure names "caller:<name>"; RetryInfo says when to retry.
+   */
+  ERROR_REASON_CALLER_QUOTA_EXCEEDED = 42,
   UNRECOGNIZED = -1,
 }
 
@@ -279,6 +294,15 @@ export function errorReasonFromJSON(object: any): ErrorReason {
     case 39:
     case "ERROR_REASON_BATCH_TOO_LARGE":
       return ErrorReason.ERROR_REASON_BATCH_TOO_LARGE;
+    case 40:
+    case "ERROR_REASON_UNAUTHENTICATED":
+      return ErrorReason.ERROR_REASON_UNAUTHENTICATED;
+    case 41:
+    case "ERROR_REASON_PERMISSION_DENIED":
+      return ErrorReason.ERROR_REASON_PERMISSION_DENIED;
+    case 42:
+    case "ERROR_REASON_CALLER_QUOTA_EXCEEDED":
+      return ErrorReason.ERROR_REASON_CALLER_QUOTA_EXCEEDED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -368,6 +392,12 @@ export function errorReasonToJSON(object: ErrorReason): string {
       return "ERROR_REASON_JOB_EXPIRED";
     case ErrorReason.ERROR_REASON_BATCH_TOO_LARGE:
       return "ERROR_REASON_BATCH_TOO_LARGE";
+    case ErrorReason.ERROR_REASON_UNAUTHENTICATED:
+      return "ERROR_REASON_UNAUTHENTICATED";
+    case ErrorReason.ERROR_REASON_PERMISSION_DENIED:
+      return "ERROR_REASON_PERMISSION_DENIED";
+    case ErrorReason.ERROR_REASON_CALLER_QUOTA_EXCEEDED:
+      return "ERROR_REASON_CALLER_QUOTA_EXCEEDED";
     case ErrorReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
