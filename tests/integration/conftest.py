@@ -42,6 +42,8 @@ def gateway_config(
     upstream: dict[str, Any] | None = None,
     metrics_port: int = 0,
     jobs: dict[str, Any] | None = None,
+    tls: dict[str, Any] | None = None,
+    auth: dict[str, Any] | None = None,
 ) -> Config:
     return Config.from_dict(
         {
@@ -49,6 +51,8 @@ def gateway_config(
             "metrics": {"host": "127.0.0.1", "port": metrics_port},
             "upstream": {"endpoint_url": endpoint_url, "region": "us-east-1", **(upstream or {})},
             **({"jobs": jobs} if jobs is not None else {}),
+            **({"tls": tls} if tls is not None else {}),
+            **({"auth": auth} if auth is not None else {}),
         }
     )
 

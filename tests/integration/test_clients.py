@@ -27,6 +27,7 @@ import pytest
 from tests.conftest import ClientFactory
 from tests.integration.conftest import GatewayFactory
 from tests.integration.jobs_support import FAST_JOBS
+from tests.integration.security_support import Authority, caller, write_tls
 from tests.support import ROOT
 
 CLIENTS = ROOT / "clients"
@@ -34,6 +35,7 @@ ARN = "arn:aws:personalize:us-east-1:000000000000:campaign/"
 USER, ITEMS = "u-7", ["i3", "i1", "i4", "i2"]
 JAVA_MAIN = "internal.mlgw.example.Example"
 LANGUAGES = ["python", "go", "typescript", "java"]
+API_KEY = "example-key-7f3c9a"
 
 
 def _run(command: list[str], cwd: Path) -> None:
@@ -115,15 +117,24 @@ async def test_example_matches_a_direct_call(
 ) -> None:
     command = example(language)
     # Two gateways sharing one job store: the client balances over a fixed list of addresses
-    # (a job's operation is visible on both).
+    # (a job's operation is visible on both). Over TLS, with an API key the gateway knows.
     jobs = {**FAST_JOBS, "state_dir": str(tmp_path / "jobs")}
-    gateways = [await make_gateway(jobs=jobs) for _ in range(2)]
+    authority = Authority()
+    tls = write_tls(tmp_path / "tls", authority.server(), None)
+    (tmp_path / "tls" / "ca.pem").write_bytes(authority.pem)
+    auth = {"callers": [caller("example", API_KEY)]}
+    gateways = [await make_gateway(jobs=jobs, tls=tls, auth=auth) for _ in range(2)]
+    tls_env = {
+        "MLGW_API_KEY": API_KEY,
+        "MLGW_CA_FILE": str(tmp_path / "tls" / "ca.pem"),
+        "MLGW_TLS_SERVER_NAME": "localhost",  # the certificate's DNS name (it has the IP too)
+    }
     addresses = ",".join(f"127.0.0.1:{gateway.port}" for gateway in gateways)
     job_name = f"example-{language}"
     process = await asyncio.create_subprocess_exec(
         *command, addresses, ARN + "demo", ARN + "ranking", USER, ",".join(ITEMS), job_name,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "MLGW_API_KEY": "example-key"},
+        env={**os.environ, **tls_env},
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()

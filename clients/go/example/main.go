@@ -5,12 +5,15 @@
 //
 //	go run ./example [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 //
-// ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
+// ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY;
+// with MLGW_CA_FILE (the CA's PEM) the connection is TLS.
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -168,8 +171,19 @@ func run() error {
 	user, inputs := arg(4, "u-1"), strings.Split(arg(5, "i1,i2,i3"), ",")
 	jobName := arg(6, "example-"+newID()[:8])
 
-	client, err := mlgw.Dial(addresses, mlgw.WithAPIKey(os.Getenv("MLGW_API_KEY")),
-		mlgw.WithDefaultTimeout(10*time.Second))
+	opts := []mlgw.Option{mlgw.WithAPIKey(os.Getenv("MLGW_API_KEY")), mlgw.WithDefaultTimeout(10 * time.Second)}
+	if ca := os.Getenv("MLGW_CA_FILE"); ca != "" { // TLS: the CA that signed the gateway's cert
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("no certificate in %s", ca)
+		}
+		opts = append(opts, mlgw.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	client, err := mlgw.Dial(addresses, opts...)
 	if err != nil {
 		return err
 	}

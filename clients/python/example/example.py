@@ -5,7 +5,8 @@ Writes one JSON object to stdout (the cross-language tests compare it with a dir
 
     python example.py [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 
-ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
+ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY;
+with MLGW_CA_FILE (the CA's PEM) the connection is TLS.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 import os
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 from mlgw.batch.v1 import batch_pb2
 from mlgw.personalize.v1 import personalize_pb2 as personalize
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as runtime_pb2
-from mlgw_client import AsyncClient, GatewayError, reason_string
+from mlgw_client import AsyncClient, GatewayError, Tls, reason_string
 
 ACCOUNT = "arn:aws:personalize:us-east-1:000000000000"
 ARN = f"{ACCOUNT}:campaign/"
@@ -49,6 +51,15 @@ def _items(items: Any) -> list[dict[str, Any]]:
     return [{"itemId": item.item_id, "score": item.score} for item in items]
 
 
+def _tls(ca: str | None) -> Tls | None:
+    """TLS when `ca` names the CA that signed the gateway's certificate. Several addresses
+    share one name to verify (grpc's target lists them all): MLGW_TLS_SERVER_NAME."""
+    if not ca:
+        return None
+    name = os.environ.get("MLGW_TLS_SERVER_NAME")
+    return Tls(root_certificates=Path(ca).read_bytes(), server_name=name)
+
+
 async def main(argv: list[str]) -> None:
     args = [*argv, *[None] * 6]
     addresses = (args[0] or "127.0.0.1:50051").split(",")
@@ -56,7 +67,8 @@ async def main(argv: list[str]) -> None:
     user, items = args[3] or "u-1", (args[4] or "i1,i2,i3").split(",")
     job_name = args[5] or f"example-{uuid.uuid4().hex[:8]}"
     out: dict[str, Any] = {}
-    async with AsyncClient(addresses, api_key=os.environ.get("MLGW_API_KEY")) as client:
+    tls = _tls(os.environ.get("MLGW_CA_FILE"))
+    async with AsyncClient(addresses, api_key=os.environ.get("MLGW_API_KEY"), tls=tls) as client:
         runtime = client.personalize_runtime
         answer = await runtime.get_recommendations(
             campaign_arn=recommend, user_id=user, num_results=5

@@ -5,8 +5,10 @@
 //
 //   node dist/example/example.js [ADDRESSES [RECOMMEND_CAMPAIGN [RANKING_CAMPAIGN [USER [ITEMS [JOB]]]]]]
 //
-// ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
+// ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY;
+// with MLGW_CA_FILE (the CA's PEM) the connection is TLS.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 import { batch, Connection, GatewayError, jobs, personalize, personalizeRuntime, reasonString } from "../src";
 
@@ -61,7 +63,9 @@ function items(list: personalizeRuntime.PredictedItem[] | undefined) {
 async function main(args: string[]): Promise<void> {
   const [addresses = "127.0.0.1:50051", recommend = ARN + "demo", ranking = ARN + "ranking"] = args;
   const [, , , user = "u-1", inputs = "i1,i2,i3", jobName = `example-${randomUUID().slice(0, 8)}`] = args;
-  const connection = new Connection(addresses.split(","), { apiKey: process.env.MLGW_API_KEY });
+  const ca = process.env.MLGW_CA_FILE; // TLS when set: the CA that signed the gateway's cert
+  const tls = ca ? { rootCerts: readFileSync(ca) } : undefined;
+  const connection = new Connection(addresses.split(","), { apiKey: process.env.MLGW_API_KEY, tls });
   const runtime = connection.service(personalizeRuntime.PersonalizeRuntimeServiceService);
   try {
     const recs = await runtime.getRecommendations({ campaignArn: recommend, userId: user, numResults: 5 });

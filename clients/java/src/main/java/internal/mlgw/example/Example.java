@@ -25,6 +25,7 @@ import internal.mlgw.personalize_runtime.v1.GetRecommendationsRequest;
 import internal.mlgw.personalize_runtime.v1.GetRecommendationsResponse;
 import internal.mlgw.personalize_runtime.v1.PersonalizeRuntimeServiceGrpc;
 import internal.mlgw.personalize_runtime.v1.PredictedItem;
+import java.io.File;
 import java.time.Duration;
 import java.util.List;
 import java.util.StringJoiner;
@@ -41,7 +42,8 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>java internal.mlgw.example.Example [ADDRESSES [RECOMMEND [RANKING [USER [ITEMS [JOB]]]]]]</pre>
  *
- * ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY.
+ * ADDRESSES and ITEMS are comma-separated. An API key is read from MLGW_API_KEY;
+ * with MLGW_CA_FILE (the CA's PEM) the connection is TLS.
  */
 public final class Example {
   private static final String ACCOUNT = "arn:aws:personalize:us-east-1:000000000000";
@@ -173,11 +175,18 @@ public final class Example {
     return out.toString();
   }
 
+  /** The client's builder: an API key from MLGW_API_KEY; TLS when MLGW_CA_FILE names a CA. */
+  static MlgwClient.Builder builder(List<String> addresses) {
+    MlgwClient.Builder builder = MlgwClient.builder(addresses).apiKey(System.getenv("MLGW_API_KEY"));
+    String ca = System.getenv("MLGW_CA_FILE");
+    return ca == null || ca.isEmpty() ? builder : builder.tls(new File(ca), null, null);
+  }
+
   public static void main(String[] args) throws Exception {
     List<String> addresses = List.of(arg(args, 0, "127.0.0.1:50051").split(","));
     String user = arg(args, 3, "u-1");
     try (MlgwClient client =
-        MlgwClient.builder(addresses).apiKey(System.getenv("MLGW_API_KEY")).build()) {
+        builder(addresses).build()) {
       GetRecommendationsResponse recs =
           MlgwClient.call(
               () ->
