@@ -84,6 +84,10 @@ def resource_fields(descriptor: Any) -> tuple[str, ...]:
 
 def resources_of(request: Message) -> list[str]:
     """The resource names (ARNs, model and job ids) a request sets, in field order."""
+    if not isinstance(request, Message):
+        # The edge's parser stopped at a hostile count (validate.OversizedRequest): nothing
+        # was parsed, nothing is named; the precheck refuses it as INVALID_REQUEST.
+        return []
     out = []
     for name in resource_fields(request.DESCRIPTOR):
         value = getattr(request, name)

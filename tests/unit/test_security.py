@@ -15,6 +15,7 @@ from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
 from gateway.config import Config, ConfigError
 from gateway.errors import Unauthenticated
+from gateway.pipeline.validate import OversizedRequest
 from gateway.security.authz import Rights, matcher, resources_of
 from gateway.security.identity import Authenticator, key_digest
 from tests import secrets_scan
@@ -154,3 +155,11 @@ def test_start_without_tls_or_auth_says_so(caplog: pytest.LogCaptureFixture) -> 
     caplog.set_level(logging.WARNING)
     assert open_guard(Config(), None) is None
     assert any("anonymous" in r.getMessage() for r in caplog.records)
+
+
+def test_a_request_the_edge_refused_to_parse_names_no_resource() -> None:
+    """A hostile count stops the edge's parser (an OversizedRequest, not a message): the
+    audit and the resource check read no fields of it, and the precheck answers it. (The
+    live fuzz found the create audit raising AttributeError on one: UNKNOWN, no ErrorInfo.)"""
+    refused = OversizedRequest([])
+    assert resources_of(refused) == []  # type: ignore[arg-type]
