@@ -121,12 +121,14 @@ async def gateway_process(
                 await process.wait()
 
 
-def process_config(endpoint_url: str, extra: str = "", *, grace: float = 1.0) -> str:
+def process_config(
+    endpoint_url: str, extra: str = "", *, grace: float = 1.0, upstream: str = ""
+) -> str:
     """The config of a test gateway process on loopback in front of `endpoint_url`, plus
-    `extra` TOML tables (e.g. `[redis]`, `[limits]`)."""
+    `extra` TOML tables (e.g. `[redis]`, `[limits]`) and `upstream` lines of `[upstream]`."""
     return (
         f'[server]\nhost = "127.0.0.1"\ngrace_seconds = {grace}\n'
-        f'[upstream]\nendpoint_url = "{endpoint_url}"\nregion = "us-east-1"\n'
+        f'[upstream]\nendpoint_url = "{endpoint_url}"\nregion = "us-east-1"\n{upstream}'
         '[logging]\nlevel = "WARNING"\n' + extra
     )
 
