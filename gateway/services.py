@@ -350,7 +350,7 @@ def fanout_handlers(
         pipelines = {field: (op, pipeline_for(op)) for field, op in streamed.items()}
         handlers[STREAM_METHOD] = grpc.stream_stream_rpc_method_handler(
             _stream_endpoint(pipelines, deadlines, capacity, cfg, guard),
-            # The endpoint writes each response as bytes it assembles (`_results_message`).
+            # The endpoint writes each response as bytes it assembles (`repeated_field_1`).
             request_deserializer=None,
             response_serializer=None,
         )
@@ -560,7 +560,7 @@ def _stream_endpoint(
             return [(entry, deadline, taken - i) for i, entry in enumerate(entries)]
 
         async def write(results: list[bytes]) -> None:
-            await context.write(_results_message(results))
+            await context.write(repeated_field_1(results))
 
         async def run(pair: tuple[batch_pb2.StreamRecommendationsEntry, float, int]) -> bytes:
             entry, deadline, tokens = pair
@@ -597,21 +597,23 @@ def _stream_endpoint(
     return _guarded(STREAM_METHOD, recorded, capacity, stream)
 
 
-def _results_message(results: list[bytes]) -> bytes:
-    """A StreamRecommendationsResponse from its serialized results: field 1, repeated, is
-    each result's tag, length and bytes; building the message would copy every result."""
+def repeated_field_1(values: Iterable[bytes]) -> bytes:
+    """The wire form of a message whose field 1 is a repeated message, from the serialized
+    values (each its tag, length and bytes). The stream's responses are made so: building
+    the message would copy every result."""
     out = bytearray()
-    for result in results:
-        out += _RESULTS_TAG
-        out += _varint(len(result))
-        out += result
+    for value in values:
+        out += _FIELD_1_TAG
+        out += varint(len(value))
+        out += value
     return bytes(out)
 
 
-_RESULTS_TAG = bytes([1 << 3 | 2])  # field 1, wire type 2 (length-delimited)
+_FIELD_1_TAG = bytes([1 << 3 | 2])  # field 1, wire type 2 (length-delimited)
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint (non-negative values)."""
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)

@@ -39,7 +39,7 @@ from google.protobuf.message import Message
 from mlgw.jobs.v1 import jobs_pb2
 
 from gateway.operations import OPERATIONS
-from gateway.services import BATCH_SERVICE, batch_rpcs
+from gateway.services import BATCH_SERVICE, batch_rpcs, repeated_field_1
 from tests.fuzz.seeds import mutate_bytes, random_variant, raw_bodies, seed_bodies
 from tests.fuzz.targets import FORBIDDEN_CODES, count_error_infos, status_from_trailers
 
@@ -74,24 +74,6 @@ def _batch_methods() -> list[tuple[str, str, type[Message]]]:
     return [(f"/{BATCH_SERVICE}/{rpc.name}", rpc.op.name, rpc.response) for rpc in BATCHES]
 
 
-def _as_batch(entries: Sequence[bytes]) -> bytes:
-    """A batch request's wire form: each entry as field 1 (`requests`), bytes untouched, so
-    a broken entry stays broken inside a well-formed batch."""
-    out = bytearray()
-    for entry in entries:
-        out += b"\x0a" + _varint(len(entry)) + entry
-    return bytes(out)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
 @dataclass(frozen=True, slots=True)
 class Input:
     method: str
@@ -118,7 +100,8 @@ def inputs(count: int, seed: int = 1) -> Iterator[Input]:
     for method, name, _ in _batch_methods():
         seeds = seed_bodies(name)
         base += [
-            (method, _as_batch(seeds[n : n + 8]), f"{method}#{n}") for n in range(0, len(seeds), 8)
+            (method, repeated_field_1(seeds[n : n + 8]), f"{method}#{n}")
+            for n in range(0, len(seeds), 8)
         ]
         base += [(method, body, f"{method}/raw{n}") for n, body in enumerate(raw_bodies())]
     metadata = itertools.cycle(METADATA)

@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from gateway.services import varint
 from tests.integration.requests import VALID
 
 #: Eight bytes that are not UTF-8 (a lone continuation, an overlong form, a truncated
@@ -233,7 +234,7 @@ def raw_bodies() -> list[bytes]:
     """Bodies that are not any request: wire-format edge cases."""
     deep = b""
     for _ in range(200):  # nested unknown length-delimited fields, deeper than the parser's limit
-        deep = b"\x7a" + _varint(len(deep)) + deep
+        deep = b"\x7a" + varint(len(deep)) + deep
     return [
         b"\xff" * 64,
         b"\x0a\xff\xff\xff\xff\x0f",  # a length far past the end
@@ -243,15 +244,3 @@ def raw_bodies() -> list[bytes]:
         deep,
         bytes(range(256)),
     ]
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)

@@ -8,7 +8,7 @@ from mlgw.batch.v1 import batch_pb2
 
 from gateway.errors import BatchTooLarge
 from gateway.operations import OPERATIONS
-from gateway.services import STREAM_METHOD, _results_message, _streamed_operations, batch_rpcs
+from gateway.services import STREAM_METHOD, _streamed_operations, batch_rpcs, repeated_field_1
 
 
 def test_each_batch_rpc_runs_the_operation_of_its_entries() -> None:
@@ -27,15 +27,15 @@ def test_each_batch_rpc_runs_the_operation_of_its_entries() -> None:
     assert STREAM_METHOD == "StreamRecommendations"
 
 
-def test_a_results_message_assembled_from_bytes_parses_as_the_message() -> None:
+def test_arepeated_field_1_assembled_from_bytes_parses_as_the_message() -> None:
     results = [
         batch_pb2.StreamRecommendationsResult(id="a"),
         batch_pb2.StreamRecommendationsResult(id="b" * 300),  # a two-byte length
         batch_pb2.StreamRecommendationsResult(id="c", metadata={"mlgw-cache": "hit"}),
     ]
-    wire = _results_message([r.SerializeToString() for r in results])
+    wire = repeated_field_1([r.SerializeToString() for r in results])
     assert batch_pb2.StreamRecommendationsResponse.FromString(wire).results == results
-    assert _results_message([]) == b""
+    assert repeated_field_1([]) == b""
 
 
 def test_a_batch_too_large_names_the_limit() -> None:
