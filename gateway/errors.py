@@ -341,3 +341,15 @@ class QuotaExceeded(GatewayError):
             retry_after=retry_after,
             extra_details=[error_details_pb2.QuotaFailure(violations=[violation])],
         )
+        self._trailers: tuple[tuple[str, bytes], ...] | None = None
+
+    # A caller over its quota sends many, and gateway/security/quotas.py hands all of them
+    # the same few refusals: what they carry is built once, not per refused call.
+    @property
+    def caller_message(self) -> str:
+        return self.message  # made here from the config's caller name and limit: no upstream text
+
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        if self._trailers is None:
+            self._trailers = super().trailing_metadata()
+        return self._trailers

@@ -490,6 +490,16 @@ AUTH_REJECTIONS = Counter(
     ["reason", "caller"],
     registry=REGISTRY,
 )
+
+
+@cache
+def auth_rejections(reason: str, caller: str) -> Counter:
+    """The child of one (reason, caller): looked up once, as a flood of refusals would pay
+    prometheus_client's label lookup on every one. Both label sets are bounded (the reasons
+    are the guard's three, the callers the config's)."""
+    return AUTH_REJECTIONS.labels(reason, caller)
+
+
 TLS_RELOADS = Counter(
     "mlgw_tls_reloads",
     "Times the TLS certificate, key or client CA were read again after their files changed",

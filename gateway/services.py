@@ -233,10 +233,13 @@ def _endpoint(
         request: Message | None = None
         try:
             # Identity and the RPC's right come before anything else, the resources' right
-            # as soon as the request is decoded: before the cache, so no answer leaks.
+            # as soon as the request is decoded: before the cache, so no answer leaks. The
+            # quota is charged before decoding: a caller over it is refused at the least
+            # cost, and what it sent (well-formed or not, allowed or not) still took a share.
             if guard is not None:
                 caller = guard.identify(metadata, context, rpc)
                 guard.check_rpc(caller, rpc)
+                await guard.charge(caller, rpc)
             if capacity.in_flight > capacity.limit:
                 raise Overloaded(capacity.limit)
             try:
@@ -245,7 +248,6 @@ def _endpoint(
                 raise MalformedRequest(message_type) from None
             if caller is not None and guard is not None:
                 guard.check_request(caller, rpc, request)
-                await guard.charge(caller, rpc)
             loop = asyncio.get_running_loop()
             now = loop.time()
             deadline = deadlines.absolute(context.time_remaining(), now, capacity.in_flight)

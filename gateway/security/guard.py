@@ -64,20 +64,20 @@ class Guard:
         try:
             return await self.quotas.charge(caller, cost)
         except GatewayError as exc:
-            metrics.AUTH_REJECTIONS.labels(exc.reason, caller.name).inc()
+            metrics.auth_rejections(exc.reason, caller.name).inc()
             raise
 
     def open_stream(self, caller: Caller) -> None:
         try:
             self.quotas.open_stream(caller)
         except GatewayError as exc:
-            metrics.AUTH_REJECTIONS.labels(exc.reason, caller.name).inc()
+            metrics.auth_rejections(exc.reason, caller.name).inc()
             raise
 
     @staticmethod
     def rejected(caller: Caller | None, rpc: str, resource: str, outcome: str, reason: str) -> None:
         name = caller.name if caller is not None else ""
-        metrics.AUTH_REJECTIONS.labels(reason, name).inc()
+        metrics.auth_rejections(reason, name).inc()
         audit.record(name or None, rpc, resource, outcome)
 
 

@@ -11,11 +11,15 @@ one (RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo)."""
 from __future__ import annotations
 
 import asyncio
+import math
 
 from gateway.errors import QuotaExceeded
 from gateway.pipeline.admission import Gcra
 from gateway.pipeline.global_limits import SharedBuckets
 from gateway.security.identity import Caller
+
+#: Refusals kept per caller (one per millisecond of wait); a slow quota's waits span more.
+_REFUSALS_KEPT = 256
 
 
 class Quotas:
@@ -24,6 +28,7 @@ class Quotas:
         self._prefix = prefix
         self._processes = max(processes, 1)
         self._local: dict[str, Gcra] = {}
+        self._refusals: dict[str, dict[int, QuotaExceeded]] = {}
 
     async def charge(self, caller: Caller, cost: int) -> int:
         """Tokens taken for `cost` entries (all of them without a rate); QuotaExceeded when
@@ -46,12 +51,24 @@ class Quotas:
         return taken
 
     def exceeded(self, caller: Caller, wait: float) -> QuotaExceeded:
-        return QuotaExceeded(
-            caller.name,
-            "rate",
-            f"at most {caller.rate:g} requests per second, burst {caller.burst}",
-            max(wait, 0.001),
-        )
+        """The refusal telling `caller` to retry in `wait` (rounded up to the millisecond).
+
+        A caller at ten times its quota sends nine refusals for every answer, and the
+        gateway's CPU is what the other callers share: so a refusal is one of a few kept
+        per caller (an empty bucket's wait takes about 1/rate distinct milliseconds), whose
+        status details are serialized once. The instance is raised again and again, each
+        time without the traceback of the last."""
+        wait_ms = max(1, math.ceil(wait * 1000))
+        kept = self._refusals.get(caller.name)
+        if kept is None:
+            kept = self._refusals[caller.name] = {}
+        error = kept.get(wait_ms)
+        if error is None:
+            if len(kept) >= _REFUSALS_KEPT:
+                kept.clear()
+            description = f"at most {caller.rate:g} requests per second, burst {caller.burst}"
+            error = kept[wait_ms] = QuotaExceeded(caller.name, "rate", description, wait_ms / 1000)
+        return error.with_traceback(None)
 
     def _bucket(self, caller: Caller) -> Gcra:
         bucket = self._local.get(caller.name)

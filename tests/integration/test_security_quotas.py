@@ -164,3 +164,23 @@ async def test_quota_is_shared_across_replicas_through_redis(
         await client.delete(f"{prefix}caller:noisy")
     finally:
         await client.aclose()
+
+
+async def test_a_caller_over_its_quota_is_refused_before_its_request_is_read(
+    start: tuple[Start, Authority],
+) -> None:
+    make, ca = start
+    gw = await make([caller("noisy", key=NOISY, rate=0.05, burst=1)])
+    async with channel(gw.port, ca) as ch:
+        # A body that does not decode: within the quota it is MALFORMED_REQUEST, beyond it
+        # the refusal comes first, so a flooding caller costs the gateway no decoding.
+        garbage: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/mlgw.personalize_runtime.v1.PersonalizeRuntimeService/GetRecommendations"
+        )
+        answers = []
+        for _ in range(2):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await garbage(b"\xff\xff\xff", metadata=bearer(NOISY))
+            answers.append(caught.value)
+    assert error_info(answers[0]).reason == "MALFORMED_REQUEST"
+    assert_quota_error(answers[1], "noisy")
