@@ -183,6 +183,8 @@ class Report:
     entries: Counter[tuple[str, str]] = field(default_factory=Counter)
     shapes: Counter[str] = field(default_factory=Counter)
     unclear: list[str] = field(default_factory=list)
+    #: Streams whose status grpc.aio lost to a write, asked again (tests/fuzz/streams.py).
+    asked_again: int = 0
     seconds: float = 0.0
 
     @property
@@ -192,7 +194,8 @@ class Report:
     def summary(self) -> str:
         head = f"{self.total} inputs in {self.seconds:.1f} s, {len(self.unclear)} unclear"
         shapes = ", ".join(f"{n} {shape}" for shape, n in sorted(self.shapes.items()))
-        lines = [head, f"  ({shapes})", *_rows(self.answers), "failed entries:"]
+        again = f"{self.asked_again} streams asked again"
+        lines = [head, f"  ({shapes}; {again})", *_rows(self.answers), "failed entries:"]
         return "\n".join([*lines, *_rows(self.entries), *self.unclear[:200]])
 
 
@@ -239,6 +242,7 @@ async def fuzz(
                 report.answers[(answer.code, answer.reason)] += 1
                 report.entries.update(answer.entries)
                 report.shapes[item.shape] += 1
+                report.asked_again += answer.asked_again
                 if answer.complaint is not None:
                     report.unclear.append(answer.complaint)
 

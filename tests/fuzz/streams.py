@@ -132,10 +132,10 @@ def stream_bodies() -> list[tuple[Stream, str]]:
         undecodable = message(entry(f"{op}!{k}".encode(), op, b) for k, b in enumerate(broken))
         streams.append(((valid, undecodable, valid), f"{op}!"))
     streams += [((valid, raw, valid), f"raw{n}") for n, raw in enumerate(raw_bodies())]
-    stream_streams = [(s, f"stream/{label}", next(ends)) for s, label in streams]
+    ended = [(messages, label, next(ends)) for messages, label in streams]
     for label, messages in _special_streams(valid).items():
-        stream_streams += [(messages, f"stream/{label}", end) for end in ENDS]
-    return [(Stream(messages, end), f"{label}/{end}") for messages, label, end in stream_streams]
+        ended += [(messages, label, end) for end in ENDS]
+    return [(Stream(messages, end), f"stream/{label}/{end}") for messages, label, end in ended]
 
 
 def _decodable(operation: str) -> tuple[list[bytes], list[bytes]]:
@@ -162,7 +162,8 @@ def _special_streams(valid: bytes) -> dict[str, tuple[bytes, ...]]:
     small = [(o, b) for o in FIELDS for b in _decodable(o)[0] if len(b) < 1000]
     hostile = itertools.cycle(small)
     full = [
-        entry(f"f{k}".encode(), o, b) for k, (o, b) in enumerate(itertools.islice(hostile, 1000))
+        entry(f"f{k}".encode(), o, b)
+        for k, (o, b) in enumerate(itertools.islice(hostile, MAX_ENTRIES))
     ]
     return {
         "many": (valid, message([entry(b"m", op, body)] * MANY)),
@@ -186,9 +187,9 @@ def random_stream(rnd: random.Random, n: int) -> Stream:
             op = rnd.choice(list(FIELDS))
             entry_id = rnd.choice((b"", b"dup", f"r{n}.{k}".encode()))
             added = entry(entry_id, op, random_variant(op, rnd))
-            size += len(added) + 4
-            if size < MAX_MESSAGE_BYTES:  # past it grpc's transport refuses the message
+            if size + len(added) + 4 < MAX_MESSAGE_BYTES:  # else grpc's transport refuses it
                 entries.append(added)
+                size += len(added) + 4
         body = message(entries)
         messages.append(mutate_bytes(body, rnd) if rnd.random() < 0.3 else body)
     return Stream(tuple(messages), rnd.choice(ENDS))
@@ -291,7 +292,8 @@ async def _probe(
     await reader
     code = await call.code()
     probed = f"{label} (asked again, writing nothing)"
-    return of_status(code, await call.trailing_metadata(), await call.details(), probed)
+    answer = of_status(code, await call.trailing_metadata(), await call.details(), probed)
+    return answer._replace(asked_again=True)
 
 
 async def _read(call: Any, responses: list[bytes], answered: asyncio.Event) -> None:

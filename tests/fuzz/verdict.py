@@ -26,6 +26,8 @@ class Answer(NamedTuple):
     reason: str
     complaint: str | None = None
     entries: tuple[tuple[str, str], ...] = ()
+    #: A stream whose status grpc.aio lost, judged by asking again (tests/fuzz/streams.py).
+    asked_again: bool = False
 
 
 def reason_of(status: status_pb2.Status) -> str:
