@@ -20,7 +20,7 @@ from typing import Any
 from mlgw.jobs.v1 import jobs_pb2
 
 from tests.integration.requests import ARN
-from tests.integration.security_support import caller
+from tests.integration.security_support import bearer, caller
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -63,7 +63,7 @@ def auth_toml() -> str:
 
 
 def _bearer(key: str) -> tuple[str, str]:
-    return ("authorization", f"Bearer {key}")
+    return bearer(key)[0]
 
 
 _FLOOD: Metadata = tuple((f"x-flood-{i:03d}", "v" * 20) for i in range(60))
@@ -90,4 +90,4 @@ METADATA: tuple[Metadata, ...] = (
 
 
 def admin() -> Metadata:
-    return (_bearer(ADMIN_KEY),)
+    return bearer(ADMIN_KEY)
