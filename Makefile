@@ -78,14 +78,16 @@ bench: setup services
 	$(BIN)/python -m tests.bench.run_all
 
 ## Long fuzz runs (README "Fuzzing"): coverage-guided atheris for FUZZ_SECONDS over decoding,
-## validation, the AWS mapping and the cache key, then FUZZ_INPUTS live inputs at a gateway.
+## validation, the AWS mapping and the cache key, then FUZZ_INPUTS live inputs at a gateway
+## and FUZZ_AUTH_INPUTS at one with [auth].
 FUZZ_SECONDS ?= 600
 FUZZ_INPUTS ?= 200000
+FUZZ_AUTH_INPUTS ?= 20000
 FUZZ_CORPUS ?= .fuzz-corpus
 fuzz: setup
 	mkdir -p $(FUZZ_CORPUS)
 	$(BIN)/python -m tests.fuzz.atheris_pipeline $(FUZZ_CORPUS) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_CORPUS)/
-	$(BIN)/python -m tests.fuzz.live --inputs $(FUZZ_INPUTS)
+	$(BIN)/python -m tests.fuzz.live --inputs $(FUZZ_INPUTS) --auth-inputs $(FUZZ_AUTH_INPUTS)
 ## Load-test GetRecommendations through the gateway with ghz: Zipf users, emulator latency,
 ## throttling and errors; prints throughput and latency percentiles (see README, "Clients").
 GHZ_VERSION := v0.120.0

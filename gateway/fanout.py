@@ -96,6 +96,10 @@ class Flow(Generic[T, R]):
         self._reading = True
         #: Entries read and not yet written (some may still wait for a slot).
         self._in_flight = 0
+        #: Resolved when the write in flight (if any) returns.
+        self._writing: asyncio.Future[None] | None = None
+        #: A read failed: no write starts any more.
+        self._failed = False
 
     async def run(self) -> None:
         """Until the client half-closes and every entry read is written; raises what a read
@@ -107,7 +111,11 @@ class Flow(Generic[T, R]):
                 writer = group.create_task(self._writer())
                 while True:
                     await self._take_slot()  # read only with room for an entry
-                    items = await self._read()
+                    try:
+                        items = await self._read()
+                    except Exception:
+                        await self._stop_writing()
+                        raise
                     if not items:
                         self._free += 1
                         if items is None:
@@ -139,6 +147,15 @@ class Flow(Generic[T, R]):
             raise group_error.exceptions[0] from None
         finally:
             recorded.in_flight.dec(self._in_flight)  # what a cancelled stream left unanswered
+
+    async def _stop_writing(self) -> None:
+        """Let the write in flight return before a failed read ends the stream. Cancelled
+        mid-write, grpc's core still holds the write (and, on the first, the initial
+        metadata): the error status sent next collides with it and the caller gets a bare
+        INTERNAL (GRPC_CALL_ERROR_TOO_MANY_OPERATIONS) instead of the read's error."""
+        self._failed = True
+        while self._writing is not None:
+            await asyncio.shield(self._writing)
 
     async def _take_slot(self) -> None:
         if self._free > 0:
@@ -204,9 +221,16 @@ class Flow(Generic[T, R]):
                 self._done_waiter = loop.create_future()
                 await self._done_waiter
                 continue
+            if self._failed:
+                return
             results = done[:MAX_RESULTS_PER_WRITE]
             del done[:MAX_RESULTS_PER_WRITE]
-            await self._write(results)
+            writing = self._writing = loop.create_future()
+            try:
+                await self._write(results)
+            finally:
+                self._writing = None
+                _wake(writing)
             count = len(results)
             self._in_flight -= count
             in_flight.dec(count)

@@ -562,7 +562,13 @@ def _stream_endpoint(
             return [(entry, deadline, taken - i) for i, entry in enumerate(entries)]
 
         async def write(results: list[bytes]) -> None:
-            await context.write(repeated_field_1(results))
+            try:
+                await context.write(repeated_field_1(results))
+            except Exception as exc:
+                # Our bytes always serialise: a failed write is grpc's core refusing it for
+                # a call already over (the client cancelled or reset it) before grpc.aio
+                # cancels this handler. Nobody is left to answer (found by the live fuzz).
+                raise _CallGone() from exc
 
         async def run(pair: tuple[batch_pb2.StreamRecommendationsEntry, float, int]) -> bytes:
             entry, deadline, tokens = pair
@@ -594,9 +600,16 @@ def _stream_endpoint(
             return out.SerializeToString()
 
         flow = Flow(read, run, write, cfg.stream_max_in_flight, metrics.STREAM)
-        await flow.run()
+        try:
+            await flow.run()
+        except _CallGone:
+            raise asyncio.CancelledError() from None  # counted and ended as a cancellation
 
     return _guarded(STREAM_METHOD, recorded, capacity, stream)
+
+
+class _CallGone(Exception):
+    """A stream's call ended under the gateway (see `_stream_endpoint`'s `write`)."""
 
 
 def repeated_field_1(values: Iterable[bytes]) -> bytes:

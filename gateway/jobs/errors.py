@@ -7,18 +7,25 @@ import grpc
 from google.rpc import status_pb2
 from mlgw.jobs.v1 import jobs_pb2
 
-from gateway.errors import FieldViolation, GatewayError, InvalidRequest
+from gateway.errors import FieldViolation, GatewayError, InvalidRequest, _cut
 from gateway.jobs.states import state_name
 
 S = jobs_pb2.JobState
 
 
+#: The most characters of a caller's operation name an error echoes: the name is the
+#: caller's, and echoed unbounded (twice) it outgrows grpc's metadata limit, so the caller
+#: would get a bare RESOURCE_EXHAUSTED instead of NOT_FOUND (found by the live fuzz).
+MAX_NAME_CHARS = 200
+
+
 def not_found(name: str) -> GatewayError:
+    shown = _cut(name, MAX_NAME_CHARS)
     return GatewayError(
-        f"no operation {name}: never submitted here, deleted, or past its retention",
+        f"no operation {shown}: never submitted here, deleted, or past its retention",
         code=grpc.StatusCode.NOT_FOUND,
         reason="OPERATION_NOT_FOUND",
-        metadata={"name": name},
+        metadata={"name": shown},
     )
 
 

@@ -166,6 +166,32 @@ async def test_a_failed_read_ends_the_flow_with_its_error() -> None:
         await Flow(read, echo, Stream(0).write, 3, metrics.STREAM).run()
 
 
+async def test_a_failed_read_waits_for_the_write_in_flight_and_starts_no_other() -> None:
+    # Found by the live fuzz: the read's error cancelled the writer mid-write, the edge's
+    # error status then collided with that write in grpc's core, and the caller got a bare
+    # INTERNAL instead of MALFORMED_REQUEST.
+    stream = Stream(2)
+    stream.gate.clear()  # the first result's write is in flight
+    malformed = asyncio.Event()
+
+    async def read() -> list[int] | None:
+        items = await stream.read()
+        if items is None:
+            await malformed.wait()
+            raise ValueError("undecodable")
+        return items
+
+    flow = asyncio.ensure_future(Flow(read, echo, stream.write, 8, metrics.STREAM).run())
+    await eventually(lambda: stream.reads == 2)
+    malformed.set()
+    await spin()
+    assert not flow.done()  # the write has not returned: the error waits for it
+    stream.gate.set()
+    with pytest.raises(ValueError, match="undecodable"):
+        await flow
+    assert stream.writes == 1  # the results done meanwhile were not written after the error
+
+
 # ---- the per-RPC context and derived calls -------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from mlgw.bedrock.v1 import bedrock_pb2 as bedrock
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
 from gateway.errors import FieldViolation, InvalidRequest
+from gateway.jobs import errors as job_errors
 from gateway.operations import OPERATIONS
 from tests.fuzz.seeds import INVALID_UTF8, raw_bodies, seed_bodies
 from tests.fuzz.targets import (
@@ -79,6 +80,15 @@ def test_a_huge_map_key_gives_an_error_that_fits_in_the_trailers() -> None:
     (violation,) = _bad_request(error).field_violations
     assert violation.field.startswith('filter_values["kkk')
     assert len(violation.field) <= 200
+
+
+def test_a_huge_operation_name_gives_a_not_found_that_fits_in_the_trailers() -> None:
+    # Found by the live fuzz (WatchOperation): the name was echoed in full, in the message
+    # and ErrorInfo, and the client refused the trailers (a bare RESOURCE_EXHAUSTED).
+    error = job_errors.not_found("operations/" + "n" * 100_000)
+    assert_clear(error)
+    assert trailer_size(error.trailing_metadata(), error.caller_message) < 2000
+    assert error.metadata["name"].startswith("operations/nnn")
 
 
 def test_hundreds_of_violations_are_bounded_and_counted() -> None:
