@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from gateway.schema import Count, Positive, Text, invalid, settings
+from gateway.schema import Count, Positive, Seconds, Text, invalid, settings
 
 #: A key's digest as it appears in config: `sha256:` and 64 lowercase hex digits.
 KeyHash = Annotated[
@@ -53,7 +53,7 @@ class CallerConfig:
     #: Requests (batch and stream entries each count one) per second, and the burst.
     rate: Positive | None = None
     burst: Count | None = None
-    #: Streams open at once (per process).
+    #: Streams open at once, across replicas with Redis (`[auth] stream_lease_seconds`).
     max_streams: Count | None = None
 
     @model_validator(mode="after")
@@ -80,6 +80,9 @@ class AuthConfig:
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     )
+    #: With Redis, how long an open stream's lease outlives its replica's last renewal
+    #: (renewed every third of it): a replica that dies frees its streams within this.
+    stream_lease_seconds: Seconds = 5.0
 
     @model_validator(mode="after")
     def _unique(self) -> AuthConfig:

@@ -524,11 +524,11 @@ def _stream_endpoint(
             return
         caller = guard.identify(metadata, context, stream_rpc)
         guard.check_rpc(caller, stream_rpc)
-        guard.open_stream(caller)
+        lease = await guard.open_stream(caller)
         try:
             await serve(body, context, metadata, caller)
-        finally:
-            guard.quotas.close_stream(caller)
+        finally:  # also on cancel and when the client is gone; never raises nor waits
+            guard.quotas.close_stream(caller, lease)
 
     async def serve(
         _: AsyncIterator[bytes],

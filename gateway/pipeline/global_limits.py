@@ -79,6 +79,8 @@ class SharedBuckets:
     """Takes tokens from Redis-held buckets; None from `take` means "use the local share"."""
 
     def __init__(self, client: RedisClient, cfg: LimitsConfig, redis: RedisConfig) -> None:
+        #: Also holds the callers' stream leases (gateway/security/quotas.py).
+        self.client = client
         self._script = client.register_script(GCRA)
         self._timeout = cfg.redis_timeout_seconds
         self.link = Link(

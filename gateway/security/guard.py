@@ -28,7 +28,8 @@ class Guard:
         self._auth = Authenticator(cfg.auth)
         self.open_services = frozenset(cfg.auth.open_services)
         processes = cfg.limits.replicas * cfg.server.workers
-        self.quotas = Quotas(shared, cfg.limits.redis_key_prefix, processes)
+        prefix, lease = cfg.limits.redis_key_prefix, cfg.auth.stream_lease_seconds
+        self.quotas = Quotas(shared, prefix, processes, lease)
 
     def identify(self, metadata: Mapping[str, str], context: Any, rpc: str) -> Caller:
         try:
@@ -67,9 +68,11 @@ class Guard:
             metrics.auth_rejections(exc.reason, caller.name).inc()
             raise
 
-    def open_stream(self, caller: Caller) -> None:
+    async def open_stream(self, caller: Caller) -> str | None:
+        """The stream's lease (see `Quotas.open_stream`); close it with
+        `quotas.close_stream` on every path."""
         try:
-            self.quotas.open_stream(caller)
+            return await self.quotas.open_stream(caller)
         except GatewayError as exc:
             metrics.auth_rejections(exc.reason, caller.name).inc()
             raise

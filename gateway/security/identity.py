@@ -38,7 +38,7 @@ class Caller:
         self.rate = cfg.rate
         self.burst = cfg.burst if cfg.burst is not None else max(1, int(cfg.rate or 1))
         self.max_streams = cfg.max_streams
-        #: Streams open now in this process.
+        #: Streams open now in this process (with Redis, each also holds a lease there).
         self.streams = 0
 
 

@@ -30,7 +30,7 @@ from tests.integration.security_support import (
     secure_config,
     write_tls,
 )
-from tests.support import details, error_info
+from tests.support import details, error_info, eventually
 
 DEMO = f"{ARN}:campaign/demo"
 NOISY, QUIET = "noisy-key-0123456789abcdef012345", "quiet-key-0123456789abcdef012345"
@@ -184,3 +184,119 @@ async def test_a_caller_over_its_quota_is_refused_before_its_request_is_read(
             answers.append(caught.value)
     assert error_info(answers[0]).reason == "MALFORMED_REQUEST"
     assert_quota_error(answers[1], "noisy")
+
+
+class Streams:
+    """StreamRecommendations of one caller. A stream is written to only when the gateway is
+    expected to let it through: a write racing a refusal can fail inside grpc core (INTERNAL,
+    the gateway's status lost) or never return, so a refusal is seen by a read alone."""
+
+    def __init__(self, ch: grpc.aio.Channel, key: str, name: str) -> None:
+        self._stub = batch_pb2_grpc.BatchServiceStub(ch)
+        self._key, self._name = key, name
+        self.open: list[Any] = []
+
+    def _call(self) -> Any:
+        # The deadline only turns a stream let through unexpectedly into a failure, not a hang.
+        return self._stub.StreamRecommendations(metadata=bearer(self._key), timeout=30)
+
+    async def refused(self) -> bool:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await self._call().read()  # refused before the gateway reads anything
+        assert_quota_error(caught.value, self._name)
+        return True
+
+    async def open_one(self) -> None:
+        call = self._call()
+        entry = batch_pb2.StreamRecommendationsEntry(id="1", get_recommendations=recs("u"))
+        await call.write(batch_pb2.StreamRecommendationsRequest(entries=[entry]))
+        assert (await call.read()).results[0].get_recommendations.item_list
+        self.open.append(call)
+
+    async def close_all(self) -> None:
+        for call in self.open:
+            await call.done_writing()
+            assert await call.read() is grpc.aio.EOF
+        self.open.clear()
+
+
+async def leases(client: Redis, key: str) -> dict[str, float]:
+    return {m.decode(): s for m, s in await client.zrange(key, 0, -1, withscores=True)}
+
+
+async def gone(client: Redis, key: str) -> bool:
+    return await client.exists(key) == 0
+
+
+async def redis_ms(client: Redis) -> int:
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def test_max_streams_is_one_limit_across_replicas(start: tuple[Start, Authority]) -> None:
+    make, ca = start
+    prefix = f"test:streams:{uuid.uuid4().hex}:"
+    callers = [caller("noisy", key=NOISY, max_streams=1)]
+    limits = {"redis_key_prefix": prefix, "replicas": 2}
+    a, b = [await make(callers, redis={"url": REDIS_URL}, limits=limits) for _ in range(2)]
+    client = Redis.from_url(REDIS_URL)
+    key = f"{prefix}streams:noisy"
+    try:
+        async with channel(a.port, ca) as ch_a, channel(b.port, ca) as ch_b:
+            on_a, on_b = Streams(ch_a, NOISY, "noisy"), Streams(ch_b, NOISY, "noisy")
+            await on_a.open_one()
+            assert len(await leases(client, key)) == 1
+            # Each replica alone would allow one: B sees A's lease.
+            assert await on_b.refused()
+            await on_a.close_all()
+            # A's release (not a lapse: nothing else removes the caller's last lease).
+            await eventually(lambda: gone(client, key))
+            await on_b.open_one()
+            assert len(await leases(client, key)) == 1
+            assert await on_a.refused()
+            on_b.open.pop().cancel()  # the client goes away: the stream's end releases too
+            await eventually(lambda: gone(client, key))
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_a_dead_replicas_stream_leases_lapse(start: tuple[Start, Authority]) -> None:
+    """A lease nobody renews (its replica died) stops counting once its time is up; a live
+    stream's lease is renewed, so it outlasts the lease time."""
+    make, ca = start
+    prefix = f"test:streams:{uuid.uuid4().hex}:"
+    callers = [caller("noisy", key=NOISY, max_streams=1)]
+    auth = {"callers": callers, "stream_lease_seconds": 0.5}
+    limits = {"redis_key_prefix": prefix}
+    gw = await make(callers, auth=auth, redis={"url": REDIS_URL}, limits=limits)
+    client = Redis.from_url(REDIS_URL)
+    key = f"{prefix}streams:noisy"
+    try:
+        async with channel(gw.port, ca) as ch:
+            streams = Streams(ch, NOISY, "noisy")
+            # Another replica's lease, as it renewed it an hour ahead: it counts.
+            await client.zadd(key, {"dead-replica": await redis_ms(client) + 3_600_000})
+            assert await streams.refused()
+            # The replica dies after one last renewal: its lease lapses 0.5 s later.
+            lapses = await redis_ms(client) + 500
+            await client.zadd(key, {"dead-replica": lapses})
+
+            async def lapsed() -> bool:
+                return await redis_ms(client) > lapses
+
+            await eventually(lapsed)
+            assert list(await leases(client, key)) == ["dead-replica"]  # lapsed, still there
+            await streams.open_one()
+            ((ours, first),) = (await leases(client, key)).items()  # the dead lease is gone
+            assert ours != "dead-replica"
+
+            async def renewed() -> bool:
+                return (await leases(client, key)).get(ours, 0.0) > first + 500
+
+            await eventually(renewed)  # past its first lease time, and still held
+            await streams.close_all()
+            await eventually(lambda: gone(client, key))
+    finally:
+        await client.delete(key)
+        await client.aclose()

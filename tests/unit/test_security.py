@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from contextlib import AsyncExitStack
 from typing import Any
 
 import grpc
@@ -13,11 +14,15 @@ import pytest
 from mlgw.bedrock.v1 import bedrock_pb2 as bedrock
 from mlgw.personalize_runtime.v1 import personalize_runtime_pb2 as rt
 
+from gateway.cache_config import RedisConfig
 from gateway.config import Config, ConfigError
-from gateway.errors import Unauthenticated
+from gateway.errors import QuotaExceeded, Unauthenticated
+from gateway.limits_config import LimitsConfig
+from gateway.pipeline.global_limits import open_shared_buckets
 from gateway.pipeline.validate import OversizedRequest
 from gateway.security.authz import Rights, matcher, resources_of
-from gateway.security.identity import Authenticator, key_digest
+from gateway.security.identity import Authenticator, Caller, key_digest
+from gateway.security.quotas import Quotas
 from tests import secrets_scan
 
 KEY = "unit-key-0123456789abcdef01234567"
@@ -163,3 +168,29 @@ def test_a_request_the_edge_refused_to_parse_names_no_resource() -> None:
     live fuzz found the create audit raising AttributeError on one: UNKNOWN, no ErrorInfo.)"""
     refused = OversizedRequest([])
     assert resources_of(refused) == []  # type: ignore[arg-type]
+
+
+async def test_streams_fall_back_to_the_process_share_while_redis_is_unavailable() -> None:
+    """Redis configured but refusing connections: each of 4 processes keeps max_streams / 4
+    (at least 1) streams, as the rate keeps rate / processes; without Redis, the whole limit."""
+    down = RedisConfig(url="redis://127.0.0.1:1/0", connect_timeout_seconds=0.2)
+    async with AsyncExitStack() as stack:
+        shared = await open_shared_buckets(down, LimitsConfig(redis_cooldown_seconds=60.0), stack)
+        assert shared is not None
+        assert shared.down
+        quotas = Quotas(shared, "mlgw:test:streams:", processes=4)
+        eight, two = (Caller(auth(max_streams=n).auth.callers[0]) for n in (8, 2))
+        assert [await quotas.open_stream(eight) for _ in range(2)] == [None, None]
+        with pytest.raises(QuotaExceeded) as caught:
+            await quotas.open_stream(eight)
+        assert caught.value.metadata == {"caller": "web", "limit": "max_streams"}
+        quotas.close_stream(eight, None)
+        assert await quotas.open_stream(eight) is None  # a closed stream frees its place
+        assert await quotas.open_stream(two) is None  # 2 / 4 rounds up to one stream
+        with pytest.raises(QuotaExceeded):
+            await quotas.open_stream(two)
+    alone = Quotas(None, "mlgw:test:streams:", processes=4)
+    three = Caller(auth(max_streams=3).auth.callers[0])
+    assert [await alone.open_stream(three) for _ in range(3)] == [None] * 3
+    with pytest.raises(QuotaExceeded):
+        await alone.open_stream(three)
