@@ -174,6 +174,8 @@ def verified_target(
 class Run:
     summary: Summary
     stdout: str
+    #: Each successful request's latency, seconds (to pool samples across runs).
+    latencies_s: tuple[float, ...] = ()
 
 
 def _argv(target: Target, log: Path, cpu: int | None) -> list[str]:
@@ -248,7 +250,8 @@ async def _run(
     if capped:
         unfinished = max(0, (expected or 0) - summary.requests)
         note = f"cut at {cap:.0f} s: {unfinished} unfinished"
-        return Run(_amend(summary, unfinished, note, were_ok=False), stdout)
+        amended = _amend(summary, unfinished, note, were_ok=False)
+        return Run(amended, stdout, tuple(samples.latencies))
     # h2load counted gRPC errors (HTTP 200, grpc-status != 0) as successes: find them from
     # the DATA bytes. Closed-loop runs switch phase with requests in flight, so their byte
     # count may be off by that many answers; a fixed-rate run's count is exact.
@@ -256,7 +259,7 @@ async def _run(
     if grpc_failed:
         note = "gRPC errors counted from missing DATA bytes"
         summary = _amend(summary, grpc_failed, note, were_ok=True)
-    return Run(summary, stdout)
+    return Run(summary, stdout, tuple(samples.latencies))
 
 
 async def _h2load(argv: list[str], cap: float) -> tuple[str, bool]:
