@@ -215,12 +215,15 @@ def write_client_info(out: Path, languages: Sequence[str]) -> None:
 
 def generate(out: Path, languages: Sequence[str]) -> None:
     # Python first, always: the service config is read from the operation table, which
-    # imports the generated Python package.
+    # imports the generated Python package. Its config is written before the other languages
+    # are tried: regenerating the package removed the old one, and a buf step that fails
+    # (tools not set up) must not leave the Python client without it.
     generate_python(out / PYTHON_SRC)
-    others = [language for language in languages if language != "python"]
+    write_client_info(out, ["python"])
+    others = sorted(language for language in languages if language != "python")
     if others:
         generate_buf(out, others)
-    write_client_info(out, sorted({*languages, "python"}))
+        write_client_info(out, others)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -81,3 +81,21 @@ def test_protobuf_runs_on_the_upb_backend() -> None:
     # it silently (an unsupported platform, PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python)
     # would break the gateway's CPU budget per request.
     assert api_implementation.Type() == "upb"
+
+
+def test_a_failed_buf_step_leaves_the_python_client_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regenerating the Python package removes its old tree; the service config used to be
+    # written only after every other language, so a buf step failing on a machine without
+    # `.tools` left the Python client without it (a fuzz helper's worktree, this stop).
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the generator prepends its output
+
+    def fail(*_: object) -> None:
+        raise SystemExit("buf not set up")
+
+    monkeypatch.setattr(generate, "generate_buf", fail)
+    with pytest.raises(SystemExit):
+        generate.generate(tmp_path, ["go", "python"])
+    config = tmp_path / generate.OUTPUTS["python"] / "service_config.json"
+    assert config.read_text() == generate.service_config(tmp_path / generate.PYTHON_SRC)
