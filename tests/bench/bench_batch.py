@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +46,9 @@ from tests.bench.bench_gateway import cpu_seconds, environment, rss_mib
 from tests.bench.processes import (
     STARTUP_TIMEOUT,
     EmulatorStats,
-    Layout,
     ProcessStack,
     free_port,
+    running,
 )
 from tests.support import eventually
 
@@ -92,17 +90,6 @@ class Stack(ProcessStack):
         async with asyncio.timeout(STARTUP_TIMEOUT):
             for name in ("hit", "miss"):
                 await self.serving(name)
-
-
-@contextlib.asynccontextmanager
-async def running_stack(layout: str) -> AsyncIterator[Stack]:
-    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
-        stack = Stack(Path(tmp), Layout.choose(layout))
-        try:
-            await stack.start()
-            yield stack
-        finally:
-            await stack.stop()
 
 
 @dataclass
@@ -266,7 +253,7 @@ async def stalled_stream(stack: Stack, channel: grpc.aio.Channel) -> dict[str, A
 
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
     h2load.ensure_h2load()
-    async with running_stack(args.layout) as stack:
+    async with running(Stack, args.layout, "bench-batch-") as stack:
         if stack.layout.support is not None:
             os.sched_setaffinity(0, {stack.layout.support})  # the stream client: CPU 1
         env = environment(stack.layout)

@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import contextlib
 import itertools
 import json
 import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,7 +51,13 @@ from tests.bench import h2load
 from tests.bench.bench_gateway import METHOD_PATH, cpu_seconds, environment
 from tests.bench.direct_client import client_config, open_loop
 from tests.bench.h2load import Summary, percentile, summarize
-from tests.bench.processes import STARTUP_TIMEOUT, EmulatorStats, Layout, ProcessStack, run_json
+from tests.bench.processes import (
+    STARTUP_TIMEOUT,
+    EmulatorStats,
+    ProcessStack,
+    run_json,
+    running,
+)
 
 HIT_USER = "bench-hit-user"
 #: The gateways under test: the shipped defaults, and the same without the merge window
@@ -181,17 +185,6 @@ class Stack(ProcessStack):
                 await self.serving(name)
 
 
-@contextlib.asynccontextmanager
-async def running_stack(layout: str) -> AsyncIterator[Stack]:
-    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
-        stack = Stack(Path(tmp), Layout.choose(layout))
-        try:
-            await stack.start()
-            yield stack
-        finally:
-            await stack.stop()
-
-
 # --- measurements ---------------------------------------------------------------------
 
 
@@ -305,7 +298,7 @@ def _zipf_line(row: dict[str, Any]) -> str:
 
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
     h2load.ensure_h2load()
-    async with running_stack(args.layout) as stack:
+    async with running(Stack, args.layout, "bench-cache-") as stack:
         env = environment(stack.layout)
         print(json.dumps(env), flush=True)
         hits: list[HitRow] = []

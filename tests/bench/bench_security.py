@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
-import tempfile
 import time
 import tomllib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +49,7 @@ from gateway.security.identity import key_digest
 from tests.bench import h2load
 from tests.bench.bench_gateway import METHOD_PATH, cpu_seconds
 from tests.bench.h2load import Summary
-from tests.bench.processes import STARTUP_TIMEOUT, Layout, ProcessStack
+from tests.bench.processes import STARTUP_TIMEOUT, ProcessStack, running
 from tests.integration.security_support import Authority, write_tls
 
 KEY = "bench-key-0123456789abcdef0123456789"
@@ -128,17 +126,6 @@ class Stack(ProcessStack):
                     pass
             self.check_alive()
             await asyncio.sleep(0.2)  # polling a starting process, not synchronising a test
-
-
-@contextlib.asynccontextmanager
-async def running_stack(layout: str) -> AsyncIterator[Stack]:
-    with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
-        stack = Stack(Path(tmp), Layout.choose(layout))
-        try:
-            await stack.start()
-            yield stack
-        finally:
-            await stack.stop()
 
 
 def targets(stack: Stack) -> dict[str, h2load.Target]:
@@ -302,7 +289,7 @@ def _ratios(rows: Sequence[Summary], name: str, base: str, attr: str) -> list[fl
 
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
     checks_us = await checks_cpu_us()
-    async with running_stack(args.layout) as stack:
+    async with running(Stack, args.layout, "bench-security-") as stack:
         print(f"layout: {stack.layout.describe()}", flush=True)
         found = targets(stack)
         rows = [] if args.isolation_only else await hit_rows(stack, found, args)

@@ -18,10 +18,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -289,3 +290,27 @@ async def run_json(argv: list[str], cpu: int | None, budget: float) -> dict[str,
         )
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+StackT = TypeVar("StackT", bound=_Startable)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    stack_type: Callable[[Path, Layout], StackT], layout: str, prefix: str
+) -> AsyncIterator[StackT]:
+    """A benchmark's stack in a temporary folder of its own: started, then stopped (with every
+    service it started) however the run ends."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        stack = stack_type(Path(tmp), Layout.choose(layout))
+        try:
+            await stack.start()
+            yield stack
+        finally:
+            await stack.stop()
