@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any, cast
 
 import grpc
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
@@ -124,5 +125,10 @@ def status_from_trailers(trailers: Any) -> status_pb2.Status:
     return status_pb2.Status()
 
 
+def count_details(status: status_pb2.Status, kind: Descriptor) -> int:
+    """How many of `status`'s details are of message type `kind`."""
+    return sum(box.Is(kind) for box in status.details)
+
+
 def count_error_infos(status: status_pb2.Status) -> int:
-    return sum(box.Is(error_details_pb2.ErrorInfo.DESCRIPTOR) for box in status.details)
+    return count_details(status, error_details_pb2.ErrorInfo.DESCRIPTOR)

@@ -9,10 +9,14 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import grpc
-from google.protobuf.descriptor import Descriptor
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.fuzz.targets import FORBIDDEN_CODES, count_error_infos, status_from_trailers
+from tests.fuzz.targets import (
+    FORBIDDEN_CODES,
+    count_details,
+    count_error_infos,
+    status_from_trailers,
+)
 
 QUOTA_REASON = "CALLER_QUOTA_EXCEEDED"
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -44,15 +48,11 @@ def status_complaint(code: grpc.StatusCode, status: status_pb2.Status) -> str | 
     if code in FORBIDDEN_CODES or infos != 1:
         return f"{code.name} with {infos} ErrorInfo"
     if reason_of(status) == QUOTA_REASON:
-        failures = _count(status, error_details_pb2.QuotaFailure.DESCRIPTOR)
-        retries = _count(status, error_details_pb2.RetryInfo.DESCRIPTOR)
+        failures = count_details(status, error_details_pb2.QuotaFailure.DESCRIPTOR)
+        retries = count_details(status, error_details_pb2.RetryInfo.DESCRIPTOR)
         if (failures, retries) != (1, 1):
             return f"{QUOTA_REASON} with {failures} QuotaFailure and {retries} RetryInfo"
     return None
-
-
-def _count(status: status_pb2.Status, kind: Descriptor) -> int:
-    return sum(box.Is(kind) for box in status.details)
 
 
 def of_error(error: grpc.aio.AioRpcError, label: str) -> Answer:
